@@ -148,8 +148,7 @@ class Sparsifier:
         self.spec = dict(spec)
         for param in self.parameters:
             setattr(self, param.name, self.spec[param.name])
-        self._sums: torch.Tensor | None = None
-        self._calls = 0
+        self._reset_stats()
 
     @property
     def acts_on(self) -> str:
@@ -162,7 +161,7 @@ class Sparsifier:
         return []
 
     def keep_mask(self, dnet: torch.Tensor) -> torch.Tensor | None:
-        """A bool tensor of dnet's shape (True = kept), or None when everything is kept."""
+        """A bool tensor broadcastable to dnet (True = kept), or None when all is kept."""
         raise NotImplementedError
 
     def compact(self, dnet: torch.Tensor) -> Compact:
@@ -173,40 +172,53 @@ class Sparsifier:
 
     def __call__(self, dnet: torch.Tensor) -> torch.Tensor:
         mask = self.keep_mask(dnet)
+        self._calls += 1
         if mask is None:
-            self._record(None, dnet, dnet)
             return dnet
         kept = dnet * mask
         self._record(mask, dnet, kept)
         return kept
 
-    def _record(self, mask: torch.Tensor | None, dnet: torch.Tensor, kept: torch.Tensor) -> None:
-        # Sums stay on the device so a training step never waits for the host.
-        self._calls += 1
-        if mask is None:
-            values = torch.tensor([0.0, 1.0, 1.0], device=dnet.device)
-        else:
-            full = decision_values(dnet).double()
-            part = decision_values(kept).double()
-            total_energy = full.square().sum()
-            kept_energy = part.square().sum()
-            inner = (full * part).sum()
-            safe_total = torch.where(total_energy > 0, total_energy, 1.0)
-            energy_ratio = torch.where(total_energy > 0, kept_energy / safe_total, 1.0)
-            norms = (kept_energy * total_energy).sqrt()
-            cosine = torch.where(norms > 0, inner / torch.where(norms > 0, norms, 1.0),
-                                 torch.where(total_energy > 0, 0.0, 1.0))
-            sparsity = 1.0 - mask.double().mean()
-            values = torch.stack([sparsity, energy_ratio, cosine]).float()
-        self._sums = values if self._sums is None else self._sums + values.to(self._sums.device)
+    def _record(self, mask: torch.Tensor, dnet: torch.Tensor, kept: torch.Tensor) -> None:
+        # Device scalars only: a training step never waits for the host. Ratios are taken when
+        # folding. For a mask, <s, dnet> = ||s||^2, so cosine(s, dnet) = ||s|| / ||dnet||.
+        dtype = decision_values(dnet).dtype
+        self._records.append(torch.stack([mask.sum(dtype=dtype) / mask.numel(),
+                                          torch.linalg.vector_norm(kept, dtype=dtype),
+                                          torch.linalg.vector_norm(dnet, dtype=dtype)]))
+        if len(self._records) >= 1024:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Sum the pending per-call records into (dropped fraction, kept energy, cosine)."""
+        kept_fraction, kept_norm, total_norm = torch.stack(self._records).double().unbind(1)
+        ratio = torch.where(total_norm > 0, kept_norm / total_norm.clamp_min(1e-300), 1.0)
+        sums = torch.stack([(1 - kept_fraction).sum(), ratio.square().sum(), ratio.sum()])
+        self._sums = sums if self._sums is None else self._sums + sums
+        self._masked_calls += len(self._records)
+        self._records = []
 
     def stats(self) -> dict[str, float]:
-        """Averages of sparsity, kept energy and cosine since the last read; then reset."""
-        if self._calls == 0 or self._sums is None:
+        """Averages of sparsity, kept energy and cosine since the last read; then reset.
+
+        Calls that kept everything count as sparsity 0, kept energy 1, cosine 1.
+        """
+        if self._calls == 0:
             return {}
-        means = (self._sums / self._calls).tolist()
-        self._sums, self._calls = None, 0
-        return dict(zip(("sparsity", "kept_energy", "cosine"), means))
+        if self._records:
+            self._fold()
+        sparsity, kept_energy, cosine = self._sums.tolist() if self._sums is not None else (0, 0, 0)
+        untouched = self._calls - self._masked_calls
+        result = {"sparsity": sparsity / self._calls,
+                  "kept_energy": (kept_energy + untouched) / self._calls,
+                  "cosine": (cosine + untouched) / self._calls}
+        self._reset_stats()
+        return result
+
+    def _reset_stats(self) -> None:
+        self._records: list[torch.Tensor] = []
+        self._sums: torch.Tensor | None = None
+        self._calls = self._masked_calls = 0
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.spec.items() if k != "name")

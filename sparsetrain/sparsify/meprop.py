@@ -35,7 +35,7 @@ class MeProp(Sparsifier):
             return None
         column_kept = torch.zeros(values.shape[1], dtype=torch.bool, device=values.device)
         column_kept[self.kept_columns(values)] = True
-        return column_kept.expand_as(values)
+        return column_kept.unsqueeze(0)
 
     def compact(self, values: torch.Tensor) -> Compact:
         columns = self.kept_columns(values)

@@ -21,10 +21,11 @@ def _positive(value: int) -> bool:
     return value > 0
 
 
-def _largest(norms: torch.Tensor, count: int, dim: int) -> torch.Tensor:
-    """Ascending positions of the `count` largest norms along `dim`; ties keep the lower one."""
+def _largest(norms: torch.Tensor, count: int, dim: int, ascending: bool = True) -> torch.Tensor:
+    """Positions of the `count` largest norms along `dim`; ties keep the lower position."""
     order = torch.sort(norms, dim=dim, descending=True, stable=True).indices
-    return order.narrow(dim, 0, count).sort(dim=dim).values
+    largest = order.narrow(dim, 0, count)
+    return largest.sort(dim=dim).values if ascending else largest
 
 
 @register_method("coarse")
@@ -48,21 +49,21 @@ class Coarse(Sparsifier):
                                            f"({self.P}*{self.R}={self.P * self.R})")
         return width // (self.P * self.R)
 
-    def kept_slices(self, dnet: torch.Tensor) -> torch.Tensor:
-        """(G, R-S) positions within each region of the kept slices, ascending."""
+    def kept_slices(self, dnet: torch.Tensor, ascending: bool = True) -> torch.Tensor:
+        """(G, R-S) positions within each region of the kept slices."""
         regions = self._regions(dnet)
-        slices = decision_values(dnet).reshape(dnet.shape[0], regions, self.R, self.P)
-        norms = slices.square().sum(dim=(0, 3))
-        return _largest(norms, self.R - self.S, dim=1)
+        slices = dnet.reshape(dnet.shape[0], regions, self.R, self.P)
+        norms = torch.linalg.vector_norm(slices, dim=(0, 3), dtype=decision_values(dnet).dtype)
+        return _largest(norms, self.R - self.S, dim=1, ascending=ascending)
 
     def keep_mask(self, dnet: torch.Tensor) -> torch.Tensor | None:
         if self.S == 0:
             self._regions(dnet)
             return None
-        kept = self.kept_slices(dnet)
-        slice_kept = torch.zeros(kept.shape[0], self.R, dtype=torch.bool, device=dnet.device)
-        slice_kept.scatter_(1, kept, True)
-        return slice_kept.repeat_interleave(self.P, dim=1).reshape(1, -1).expand_as(dnet)
+        kept = self.kept_slices(dnet, ascending=False)
+        slice_kept = torch.zeros(kept.shape[0], self.R, 1, dtype=torch.bool, device=dnet.device)
+        slice_kept.scatter_(1, kept.unsqueeze(-1), True)
+        return slice_kept.expand(-1, -1, self.P).reshape(1, -1)
 
     def _columns(self, global_slices: torch.Tensor) -> torch.Tensor:
         offsets = torch.arange(self.P, device=global_slices.device)
@@ -103,17 +104,17 @@ class Fine(Sparsifier):
         row_blocks, slices = self._blocks(dnet)
         return dnet.reshape(row_blocks, self.My, slices, self.Mx)
 
-    def kept_blocks(self, dnet: torch.Tensor) -> torch.Tensor:
-        """(C, B-K) row-block numbers kept in each slice, ascending."""
-        blocks = decision_values(self._view(dnet))
-        norms = blocks.square().sum(dim=(1, 3))  # (B, C)
-        return _largest(norms.t(), norms.shape[0] - self.K, dim=1)
+    def kept_blocks(self, dnet: torch.Tensor, ascending: bool = True) -> torch.Tensor:
+        """(C, B-K) row-block numbers kept in each slice."""
+        norms = torch.linalg.vector_norm(self._view(dnet), dim=(1, 3),
+                                         dtype=decision_values(dnet).dtype)  # (B, C)
+        return _largest(norms.t(), norms.shape[0] - self.K, dim=1, ascending=ascending)
 
     def keep_mask(self, dnet: torch.Tensor) -> torch.Tensor | None:
         if self.K == 0:
             self._blocks(dnet)
             return None
-        kept = self.kept_blocks(dnet)
+        kept = self.kept_blocks(dnet, ascending=False)
         slices, row_blocks = kept.shape[0], dnet.shape[0] // self.My
         block_kept = torch.zeros(slices, row_blocks, dtype=torch.bool, device=dnet.device)
         block_kept.scatter_(1, kept, True)
