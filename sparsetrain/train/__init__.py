@@ -1,0 +1,1 @@
+"""Training: the step loop, the schedule of phases, run directories, progress display."""

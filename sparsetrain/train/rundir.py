@@ -1,0 +1,123 @@
+"""The run directory: the one writer of runs/<name>/ (see DESIGN.md, "Run directory").
+
+    recipe.yaml     the resolved recipe            env.json      commit, versions, GPU, seed
+    metrics.jsonl   one JSON object per line       summary.json  status, final metrics, times
+    checkpoint.pt   what --resume needs
+
+Every file but metrics.jsonl is replaced atomically (written to a temporary file, then
+os.replace), so a killed run never leaves half a file. metrics.jsonl is appended and flushed
+line by line; a resume cuts it back to the lines its checkpoint had counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, IO
+
+import torch
+
+RECIPE = "recipe.yaml"
+ENV = "env.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: metrics.jsonl stays strict JSON for every reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+class MetricsLog:
+    """Appends one JSON object per line, flushed at once so a killed run keeps its lines."""
+
+    def __init__(self, path: Path, lines: int) -> None:
+        self.path = path
+        self.lines = lines
+        self._handle = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(_finite(record), allow_nan=False) + "\n")
+        self._handle.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=False)
+
+    def write_text(self, name: str, text: str) -> None:
+        _atomic(self.file(name), lambda handle: handle.write(text.encode("utf-8")))
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        self.write_text(name, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.file(name).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def status(self) -> str | None:
+        """running / completed / failed / interrupted, or None when there is no summary."""
+        summary = self.read_json(SUMMARY)
+        return None if summary is None else summary.get("status")
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        _atomic(self.file(CHECKPOINT), lambda handle: torch.save(state, handle))
+
+    def has_checkpoint(self) -> bool:
+        return self.file(CHECKPOINT).is_file()
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        # Our own file, holding RNG states and numpy arrays: not loadable with weights_only.
+        return torch.load(self.file(CHECKPOINT), map_location="cpu", weights_only=False)
+
+    def open_metrics(self, keep_lines: int = 0) -> MetricsLog:
+        """Open metrics.jsonl for appending after its first `keep_lines` lines (the rest,
+        written after the checkpoint a resume starts from, is dropped)."""
+        path = self.file(METRICS)
+        kept: list[str] = []
+        if keep_lines and path.exists():
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    if len(kept) == keep_lines or not line.endswith("\n"):
+                        break
+                    kept.append(line)
+        _atomic(path, lambda handle: handle.write("".join(kept).encode("utf-8")))
+        return MetricsLog(path, len(kept))

@@ -1,0 +1,61 @@
+"""summary.json: the run's outcome in one small file (what `sparsetrain table` reads)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sparsetrain.train.setup import Setup
+
+STATS = ("sparsity", "kept_energy", "cosine")
+
+
+def layer_means(layers: list[dict[str, float]]) -> dict[str, float | None]:
+    """Each gradient statistic averaged over the layers that reported it."""
+    means: dict[str, float | None] = {}
+    for key in STATS:
+        values = [layer[key] for layer in layers if key in layer]
+        means[key] = sum(values) / len(values) if values else None
+    return means
+
+
+def merge_stats(old: dict[str, float], new: dict[str, float], old_steps: int,
+                new_steps: int) -> dict[str, float]:
+    """Averages over old_steps + new_steps from the averages over each part."""
+    merged = {}
+    for key in STATS:
+        if key in old and key in new:
+            merged[key] = (old[key] * old_steps + new[key] * new_steps) / (old_steps + new_steps)
+        elif key in old or key in new:
+            merged[key] = old.get(key, new.get(key))
+    return merged
+
+
+def summary(setup: Setup, counters: dict[str, Any], status: str, message: str
+            ) -> dict[str, Any]:
+    plan, metric = setup.plan, setup.task.metric
+    final = {f"{split}_{metric.name}": record[metric.name]
+             for split, record in counters["evals"].items()}
+    steps = counters["step"]
+    return {
+        "status": status,
+        "message": message,
+        "task": setup.recipe.task,
+        "metric": {"name": metric.name, "lower_is_better": metric.lower_is_better},
+        "final": {key: value if math.isfinite(value) else None for key, value in final.items()},
+        "steps": steps,
+        "total_steps": plan.total_steps,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "epochs": steps / plan.steps_per_epoch,
+        "phases": [{"phase": phase.index, "method": dict(phase.method), "start": phase.start,
+                    "end": phase.end, "steps": phase.steps,
+                    "wall_s": counters["phase_wall_s"][phase.index]}
+                   for phase in plan.phases],
+        "train_wall_s": counters["train_wall_s"],
+        "backward_ms_per_step": (counters["backward_ms"] / counters["backward_steps"]
+                                 if counters["backward_steps"] else None),
+        "device": str(setup.device),
+        "dtype": setup.recipe.dtype,
+        "seed": setup.seed,
+    }

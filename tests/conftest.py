@@ -1,0 +1,64 @@
+"""Shared fixtures: the real PTB files, and tiny PTB-format slices of them for fast runs."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
+
+
+def shared_data() -> Path:
+    """../shared/data beside the checkout (CI and here), or $SPARSETRAIN_SHARED."""
+    configured = os.environ.get("SPARSETRAIN_SHARED")
+    if configured:
+        return Path(configured) / "data" if (Path(configured) / "data").is_dir() \
+            else Path(configured)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def ptb_dir() -> Path:
+    folder = shared_data() / "ptb"
+    if not all((folder / name).is_file() for name in PTB_FILES):
+        pytest.skip(f"PTB files not found in {folder} (set SPARSETRAIN_SHARED)")
+    return folder
+
+
+@pytest.fixture
+def tiny_ptb(ptb_dir: Path, tmp_path: Path) -> Path:
+    """The first lines of each real PTB split, in PTB format: a few thousand tokens."""
+    folder = tmp_path / "ptb"
+    folder.mkdir()
+    for name, lines in zip(PTB_FILES, (300, 30, 30)):
+        with open(ptb_dir / name, encoding="utf-8") as source:
+            head = [next(source) for _ in range(lines)]
+        (folder / name).write_text("".join(head), encoding="utf-8")
+    return folder
+
+
+TINY_RECIPE = """
+    task: lm
+    seed: 7
+    device: cpu
+    data: {{dir: {data}}}
+    model: {{hidden_size: 16, num_layers: 2}}
+    train: {{steps: {steps}, batch_size: 4, bptt: 5, log_every: 5, dropout: 0.1, init_scale: 0.1}}
+    eval: {{batch_size: 4}}
+"""
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path, tiny_ptb: Path):
+    """Write a tiny lm recipe (plus extra YAML lines) to tmp_path; returns its path."""
+
+    def write(extra: str = "", steps: int = 24, name: str = "tiny") -> Path:
+        text = textwrap.dedent(TINY_RECIPE).format(data=tiny_ptb, steps=steps)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text + textwrap.dedent(extra))
+        return path
+
+    return write
