@@ -127,11 +127,13 @@ def build(spec: Mapping[str, Any] | Sparsifier | None) -> Sparsifier:
     return _METHODS[resolved["name"]](resolved)
 
 
-def decision_values(tensor: torch.Tensor) -> torch.Tensor:
+def decision_dtype(tensor: torch.Tensor) -> torch.dtype:
     """Selections are decided on at least float32 values, whatever the training dtype."""
-    if tensor.dtype in (torch.float32, torch.float64):
-        return tensor
-    return tensor.float()
+    return tensor.dtype if tensor.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def decision_values(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to(decision_dtype(tensor))
 
 
 def shape_error(param: str, value: Any, rule: str) -> ConfigError:
@@ -182,7 +184,7 @@ class Sparsifier:
     def _record(self, mask: torch.Tensor, dnet: torch.Tensor, kept: torch.Tensor) -> None:
         # Device scalars only: a training step never waits for the host. Ratios are taken when
         # folding. For a mask, <s, dnet> = ||s||^2, so cosine(s, dnet) = ||s|| / ||dnet||.
-        dtype = decision_values(dnet).dtype
+        dtype = decision_dtype(dnet)
         self._records.append(torch.stack([mask.sum(dtype=dtype) / mask.numel(),
                                           torch.linalg.vector_norm(kept, dtype=dtype),
                                           torch.linalg.vector_norm(dnet, dtype=dtype)]))

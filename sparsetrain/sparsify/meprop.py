@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sparsetrain.sparsify.base import (
-    Compact, Param, Sparsifier, decision_values, register_method,
+    Compact, Param, Sparsifier, decision_dtype, register_method,
 )
 
 
@@ -26,16 +26,15 @@ class MeProp(Sparsifier):
         """Ascending numbers of the kept columns; of equal scores the lower column wins."""
         columns = values.shape[1]
         count = max(1, round(self.keep * columns))
-        scores = decision_values(values).abs().sum(dim=0)
+        scores = torch.linalg.vector_norm(values, ord=1, dim=0, dtype=decision_dtype(values))
         order = torch.sort(scores, descending=True, stable=True).indices[:count]
         return order.sort().values
 
     def keep_mask(self, values: torch.Tensor) -> torch.Tensor | None:
         if self.keep == 1.0:
             return None
-        column_kept = torch.zeros(values.shape[1], dtype=torch.bool, device=values.device)
-        column_kept[self.kept_columns(values)] = True
-        return column_kept.unsqueeze(0)
+        column_kept = torch.zeros(1, values.shape[1], dtype=torch.bool, device=values.device)
+        return column_kept.scatter_(1, self.kept_columns(values).unsqueeze(0), True)
 
     def compact(self, values: torch.Tensor) -> Compact:
         columns = self.kept_columns(values)

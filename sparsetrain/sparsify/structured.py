@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from sparsetrain.sparsify.base import (
-    Compact, Param, Sparsifier, decision_values, register_method, shape_error,
+    Compact, Param, Sparsifier, decision_dtype, register_method, shape_error,
 )
 
 
@@ -53,7 +53,7 @@ class Coarse(Sparsifier):
         """(G, R-S) positions within each region of the kept slices."""
         regions = self._regions(dnet)
         slices = dnet.reshape(dnet.shape[0], regions, self.R, self.P)
-        norms = torch.linalg.vector_norm(slices, dim=(0, 3), dtype=decision_values(dnet).dtype)
+        norms = torch.linalg.vector_norm(slices, dim=(0, 3), dtype=decision_dtype(dnet))
         return _largest(norms, self.R - self.S, dim=1, ascending=ascending)
 
     def keep_mask(self, dnet: torch.Tensor) -> torch.Tensor | None:
@@ -107,7 +107,7 @@ class Fine(Sparsifier):
     def kept_blocks(self, dnet: torch.Tensor, ascending: bool = True) -> torch.Tensor:
         """(C, B-K) row-block numbers kept in each slice."""
         norms = torch.linalg.vector_norm(self._view(dnet), dim=(1, 3),
-                                         dtype=decision_values(dnet).dtype)  # (B, C)
+                                         dtype=decision_dtype(dnet))  # (B, C)
         return _largest(norms.t(), norms.shape[0] - self.K, dim=1, ascending=ascending)
 
     def keep_mask(self, dnet: torch.Tensor) -> torch.Tensor | None:
