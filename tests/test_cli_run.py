@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -66,8 +67,14 @@ def test_a_run_completes_and_writes_every_file_of_the_run_directory(write_recipe
     assert summary["status"] == "completed" and summary["steps"] == 24
     assert set(summary["final"]) == {"valid_perplexity", "test_perplexity"}
     assert summary["backward_ms_per_step"] > 0
+    assert summary["wall_s"] >= summary["train_wall_s"] > 0
     assert [p["wall_s"] > 0 for p in summary["phases"]] == [True]
     assert "completed 24 steps" in result.output
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert {"model", "optimizer", "rng", "step", "epoch_position", "carried_state",
+            "carried_state_policy", "metric_lines"} <= set(checkpoint)
+    assert checkpoint["step"] == 24
+    assert checkpoint["metric_lines"] == len((run_dir / "metrics.jsonl").read_text().splitlines())
 
 
 def test_each_metrics_line_is_one_json_object_and_steps_are_logged_every_log_every(

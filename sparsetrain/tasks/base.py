@@ -44,6 +44,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     metric: ClassVar[Metric]
+    carry_policy: ClassVar[str] = "nothing is carried from one step to the next"
 
     def __init__(self, recipe: Recipe, device: torch.device, dtype: torch.dtype) -> None:
         self.recipe = recipe

@@ -56,6 +56,7 @@ class WordLSTM(nn.Module):
 @register_task("lm")
 class LanguageModel(Task):
     metric = Metric(name="perplexity", lower_is_better=True)
+    carry_policy = "hidden state carried across batches (detached), reset at each epoch start"
 
     def build_data(self) -> None:
         folder = data_dir(self.recipe.data.dir, "ptb")

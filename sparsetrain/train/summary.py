@@ -32,8 +32,8 @@ def merge_stats(old: dict[str, float], new: dict[str, float], old_steps: int,
     return merged
 
 
-def summary(setup: Setup, counters: dict[str, Any], status: str, message: str
-            ) -> dict[str, Any]:
+def summary(setup: Setup, counters: dict[str, Any], status: str, message: str,
+            wall_s: float) -> dict[str, Any]:
     plan, metric = setup.plan, setup.task.metric
     final = {f"{split}_{metric.name}": record[metric.name]
              for split, record in counters["evals"].items()}
@@ -52,6 +52,7 @@ def summary(setup: Setup, counters: dict[str, Any], status: str, message: str
                     "end": phase.end, "steps": phase.steps,
                     "wall_s": counters["phase_wall_s"][phase.index]}
                    for phase in plan.phases],
+        "wall_s": wall_s,
         "train_wall_s": counters["train_wall_s"],
         "backward_ms_per_step": (counters["backward_ms"] / counters["backward_steps"]
                                  if counters["backward_steps"] else None),

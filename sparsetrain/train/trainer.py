@@ -33,8 +33,8 @@ class Outcome:
 
 
 def _fresh_counters(phases: int) -> dict[str, Any]:
-    return {"step": 0, "phase_wall_s": [0.0] * phases, "backward_ms": 0.0,
-            "backward_steps": 0, "train_wall_s": 0.0, "evals": {},
+    return {"step": 0, "phase_wall_s": [0.0] * phases, "wall_s_before": 0.0,
+            "backward_ms": 0.0, "backward_steps": 0, "train_wall_s": 0.0, "evals": {},
             "window": {"loss": 0.0, "steps": 0, "items": 0, "seconds": 0.0}}
 
 
@@ -49,6 +49,11 @@ class Trainer:
         self.timer = BackwardTimer(setup.device)
         self.counters = _fresh_counters(len(setup.plan.phases))
         self.metrics: MetricsLog | None = None
+        self._session_started = time.perf_counter()
+
+    def wall_s(self) -> float:
+        """Seconds this run has taken so far, evaluations included, over all its sessions."""
+        return self.counters["wall_s_before"] + time.perf_counter() - self._session_started
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -65,6 +70,7 @@ class Trainer:
         restore_rng_states(state["rng"])
         self.setup.task.restore_carried_state(state["carried_state"])
         self.counters = state["counters"]
+        self._session_started = time.perf_counter()
         self.metrics = self.run.open_metrics(state["metric_lines"])
         self._write_summary("running")
         return self._loop()
@@ -193,14 +199,14 @@ class Trainer:
             "step": self.counters["step"],
             "epoch_position": divmod(self.counters["step"], setup.plan.steps_per_epoch),
             "carried_state": setup.task.carried_state(),
-            "carried_state_policy": "carried across batches within an epoch, reset at "
-                                    "each epoch start",
-            "counters": self.counters,
+            "carried_state_policy": setup.task.carry_policy,
+            "counters": {**self.counters, "wall_s_before": self.wall_s()},
             "metric_lines": self.metrics.lines,
         })
 
     def _write_summary(self, status: str, message: str = "") -> None:
-        self.run.write_json("summary.json", summary(self.setup, self.counters, status, message))
+        self.run.write_json("summary.json", summary(self.setup, self.counters, status, message,
+                                                    self.wall_s()))
 
     def _fail(self, step: int, epoch: int, loss: float) -> Outcome:
         message = (f"loss became {loss} at step {step + 1} (epoch {epoch + 1}); the run "
