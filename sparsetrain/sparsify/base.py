@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import torch
 
 from sparsetrain.errors import ConfigError
+from sparsetrain.registry import Registry
 
 REQUIRED = object()
 
@@ -38,22 +39,9 @@ class Compact:
     index: torch.Tensor
 
 
-_METHODS: dict[str, type[Sparsifier]] = {}
-
-
-def register_method(name: str) -> Callable[[type[Sparsifier]], type[Sparsifier]]:
-    def add(cls: type[Sparsifier]) -> type[Sparsifier]:
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
-        cls.name = name
-        _METHODS[name] = cls
-        return cls
-
-    return add
-
-
-def names() -> list[str]:
-    return sorted(_METHODS)
+_METHODS: Registry = Registry("method")
+register_method = _METHODS.register
+names = _METHODS.names
 
 
 def _type_problem(param: Param, value: Any) -> str | None:

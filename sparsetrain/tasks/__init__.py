@@ -9,30 +9,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
 
 from sparsetrain.errors import ConfigError
+from sparsetrain.registry import Registry
 from sparsetrain.tasks.base import Metric, Step, Task
 
-_TASKS: dict[str, type[Task]] = {}
-
-
-def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator: make a Task subclass available as recipe `task: <name>`."""
-
-    def add(cls: type[Task]) -> type[Task]:
-        if name in _TASKS:
-            raise ValueError(f"task {name!r} is registered twice "
-                             f"({_TASKS[name].__module__} and {cls.__module__})")
-        cls.name = name
-        _TASKS[name] = cls
-        return cls
-
-    return add
-
-
-def names() -> list[str]:
-    return sorted(_TASKS)
+_TASKS: Registry = Registry("task")
+register_task = _TASKS.register
+names = _TASKS.names
 
 
 def get_task(name: str) -> type[Task]:
