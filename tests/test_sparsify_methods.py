@@ -210,3 +210,19 @@ def test_shape_rules_are_checked_at_the_first_call(spec, shape, message):
     sp = sparsify.build(spec)
     with pytest.raises(ConfigError, match=message):
         sp(torch.randn(*shape))
+
+
+def test_statistics_recorded_by_a_fused_backend_join_the_averages():
+    sp = sparsify.build({"name": "coarse", "P": 4, "R": 4, "S": 2})
+    sp(_random(8, 32, 4))
+    first = sp.stats()
+    sp(_random(8, 32, 4))
+    records = torch.tensor([[0.25, 1.0, 2.0], [0.5, 0.0, 0.0]], dtype=torch.float64)
+    sp.record_steps(records, steps=2)
+    sp.record_steps(None, steps=1)
+    stats = sp.stats()
+    # per call (sparsity, kept energy, cosine): the direct call, then (0.75, 0.25, 0.5),
+    # (0.5, 1, 1) for a zero gradient, and (0, 1, 1) for a call that kept everything
+    assert stats["sparsity"] == pytest.approx((first["sparsity"] + 0.75 + 0.5 + 0) / 4)
+    assert stats["kept_energy"] == pytest.approx((first["kept_energy"] + 0.25 + 1 + 1) / 4)
+    assert stats["cosine"] == pytest.approx((first["cosine"] + 0.5 + 1 + 1) / 4)

@@ -179,6 +179,18 @@ class Sparsifier:
         if len(self._records) >= 1024:
             self._fold()
 
+    def record_steps(self, records: torch.Tensor | None, steps: int) -> None:
+        """Statistics of `steps` calls made elsewhere (a fused kernel backend).
+
+        `records` is (steps, 3): kept fraction, ||s|| and ||dnet|| per call, on the device;
+        None means every call kept everything.
+        """
+        self._calls += steps
+        if records is not None:
+            self._records.extend(records.unbind(0))
+            if len(self._records) >= 1024:
+                self._fold()
+
     def _fold(self) -> None:
         """Sum the pending per-call records into (dropped fraction, kept energy, cosine)."""
         kept_fraction, kept_norm, total_norm = torch.stack(self._records).double().unbind(1)

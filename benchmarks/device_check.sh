@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# On the device machine (repo root): GPU tests, then the benchmark; logs and JSON to $OUT.
+# Usage: bash benchmarks/device_check.sh [extra `sparsetrain bench` flags]
+set -o pipefail
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -m pytest -q tests/test_kernels_units.py tests/test_kernels_layer.py \
+    tests/test_kernels_inputs.py 2>&1 | tee "$OUT/tests.log" | tail -25
+python3 benchmarks/ceilings.py 2>&1 | tail -12
+for s in large; do python3 benchmarks/breakdown.py $s 2>&1 | tail -40; done
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+    python3 -c "from sparsetrain.cli import main; main()" bench --out "$OUT/bench.json" "$@" 2>&1 | tee "$OUT/bench.log"
+fi

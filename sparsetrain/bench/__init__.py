@@ -1,0 +1,1 @@
+"""Backward-pass timing of the LSTM methods against cuDNN (`sparsetrain bench`)."""

@@ -1,0 +1,103 @@
+"""Compiles the CUDA C sources beside this file with CuPy and launches their entries.
+
+Each `<name>.cu` becomes one `cupy.RawModule`, compiled once per process by NVRTC with
+`common.cuh` pasted in front. `#line` directives make compile errors name the .cu file and its
+own line numbers. Every kernel has one `extern "C"` entry per dtype, named
+`<entry>_<dtype name>` (DTYPE_NAMES); launchers pick it by the tensors' dtype.
+
+Launches run on torch's current stream, so they order with torch work and are captured by
+`torch.cuda.graph`. Tensors are passed as raw device pointers: the launchers have already
+checked dtype, shape, contiguity and device, and a per-launch DLPack round trip costs several
+microseconds, as much as a small kernel. `to_cupy` gives a zero-copy DLPack view where a CuPy
+array is wanted.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Any, Sequence
+
+import torch
+
+from sparsetrain.kernels._checks import expect_cuda
+
+KERNEL_DIR = pathlib.Path(__file__).resolve().parent
+COMMON_HEADER = KERNEL_DIR / "common.cuh"
+DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
+NVRTC_OPTIONS = ("--std=c++17",)
+
+
+def source_files() -> list[pathlib.Path]:
+    return sorted(KERNEL_DIR.glob("*.cu"))
+
+
+def source_text(name: str) -> str:
+    """The text NVRTC compiles for `<name>.cu`: the common header, then the file itself."""
+    body = KERNEL_DIR / f"{name}.cu"
+    return (f'#line 1 "{COMMON_HEADER}"\n{COMMON_HEADER.read_text()}\n'
+            f'#line 1 "{body}"\n{body.read_text()}')
+
+
+def cupy_available() -> bool:
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@functools.cache
+def _module(name: str) -> Any:
+    import cupy
+
+    return cupy.RawModule(code=source_text(name), options=NVRTC_OPTIONS)
+
+
+@functools.cache
+def kernel(module: str, name: str) -> Any:
+    return _module(module).get_function(name)
+
+
+@functools.cache
+def _external_stream(pointer: int, device: int) -> Any:
+    import cupy
+
+    return cupy.cuda.ExternalStream(pointer, device)
+
+
+def pointer(tensor: torch.Tensor) -> Any:
+    import numpy
+
+    return numpy.uint64(tensor.data_ptr())
+
+
+def _argument(value: Any) -> Any:
+    import numpy
+
+    if isinstance(value, torch.Tensor):
+        return pointer(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"kernel arguments are tensors or ints, got {type(value).__name__}")
+    return numpy.int32(value)
+
+
+def launch(module: str, name: str, grid: Sequence[int],
+           block: Sequence[int], args: Sequence[Any], shared_mem: int = 0) -> None:
+    """Run `name` from `<module>.cu` on torch's current stream."""
+    expect_cuda([a for a in args if isinstance(a, torch.Tensor)], name)
+    import cupy
+
+    function = kernel(module, name)
+    device = torch.cuda.current_device()
+    stream = _external_stream(torch.cuda.current_stream().cuda_stream, device)
+    with cupy.cuda.Device(device), stream:
+        function(tuple(grid), tuple(block), tuple(_argument(a) for a in args),
+                 shared_mem=shared_mem)
+
+
+def to_cupy(tensor: torch.Tensor) -> Any:
+    """A CuPy array sharing the tensor's memory (DLPack, no copy)."""
+    import cupy
+
+    return cupy.from_dlpack(tensor.detach())

@@ -1,0 +1,239 @@
+"""The backward pass of one layer on the kernels, one plan per method.
+
+Every plan runs the per-step loop t = T-1 .. 0 (fused cell step -> selection -> dh_{t-1} from
+s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T*N rows.
+
+    dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
+    coarse  norms fused into the cell step; selection writes the compact form; every product
+            reads only the kept slices (index into W rows / dW rows, nothing copied)
+    fine    norms fused into the cell step; selection writes the compact form and a block
+            mask; dropped blocks are zeroed in dnet and the products run dense
+    meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
+            index_add into the weight gradients, per step
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsetrain.kernels import products
+from sparsetrain.kernels.pointwise import backward_step, norm_shape
+from sparsetrain.kernels.select import coarse_select, fine_select
+from sparsetrain.sparsify import Sparsifier
+
+DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
+DENSE_REGION = 8
+COARSE_ROWS_PER_CHUNK = 32
+SPLIT_K_TARGET_BLOCKS = 132  # one wave on an H100
+
+
+@dataclass
+class LayerState:
+    x: torch.Tensor          # (T, N, I)
+    h0: torch.Tensor         # (N, H)
+    w_ih: torch.Tensor
+    w_hh: torch.Tensor
+    output: torch.Tensor     # (T, N, H)
+    cells: torch.Tensor      # (T+1, N, H) float32
+    gates: torch.Tensor      # (T, N, 4H)
+    d_output: torch.Tensor   # (T, N, H)
+    d_h_last: torch.Tensor | None
+    d_c_last: torch.Tensor | None
+
+
+@dataclass
+class LayerGrads:
+    d_x: torch.Tensor
+    d_h0: torch.Tensor
+    d_c0: torch.Tensor
+    d_w_ih: torch.Tensor
+    d_w_hh: torch.Tensor
+    d_bias: torch.Tensor
+    # per step: sparsity, kept and total squared norm of dnet (statistics, see record_stats)
+    step_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+
+def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
+    """Why no kernel plan fits this method and shape (None when one does)."""
+    name, spec = sparsifier.name, sparsifier.spec
+    if name == "dense":
+        return None
+    if name == "coarse":
+        P, R = spec["P"], spec["R"]
+        if P not in (4, 8, 16, 32):
+            return f"coarse P={P} is not one of 4, 8, 16, 32"
+        if width % (P * R):
+            return f"4H={width} is not divisible by P*R"
+        if products.wgrad_regions_per_block(P, R, spec["S"]) == 0:
+            return f"coarse R={R}, S={spec['S']}, P={P}: regions too large for the kernels"
+        return None
+    if name == "fine":
+        if spec["Mx"] not in (1, 2, 4, 8, 16, 32) or batch % spec["My"]:
+            return "fine needs Mx a power of two <= 32 and My dividing N"
+        return None
+    if name == "meprop" and sparsifier.acts_on == "dnet":
+        return None
+    return f"method {name} has no kernel plan"
+
+
+def _split_k(rows: int, features: int, kc: int) -> int:
+    blocks = -(-features // products.TILE_COLUMNS) * (rows // products.TILE_ROWS)
+    return max(1, min(kc // 256, SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
+
+
+def record_stats(sparsifier: Sparsifier, grads: LayerGrads) -> None:
+    """Hand the per-step statistics to the sparsifier as its own per-call records would be.
+
+    Per step: kept fraction, ||s|| and ||dnet|| (device tensors; no host sync). Dense steps
+    count as calls that kept everything.
+    """
+    steps = grads.d_x.shape[0] // grads.d_h0.shape[0]
+    if grads.step_stats is None:
+        sparsifier.record_steps(None, steps)
+        return
+    sparsity, kept, total = grads.step_stats
+    records = torch.stack([1 - sparsity, kept.clamp(min=0).sqrt(), total.clamp(min=0).sqrt()], 1)
+    sparsifier.record_steps(records, steps)
+
+
+class _Loop:
+    """Buffers and the per-step recurrence shared by the plans."""
+
+    def __init__(self, state: LayerState) -> None:
+        self.s = state
+        self.steps, self.batch, self.hidden = state.output.shape
+        self.width = 4 * self.hidden
+        device = state.x.device
+        self.dh = (state.d_h_last.float().contiguous() if state.d_h_last is not None
+                   else torch.zeros(self.batch, self.hidden, device=device))
+        self.dc = (state.d_c_last.float().contiguous() if state.d_c_last is not None
+                   else torch.zeros(self.batch, self.hidden, device=device))
+
+    def cell(self, t: int, dnet: torch.Tensor, norms=None, group=1, rows=32, layout="none"):
+        s = self.s
+        backward_step(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1], s.cells[t],
+                      dnet, norms, group, rows, layout)
+
+    def recur(self, values: torch.Tensor, index: torch.Tensor, P: int) -> None:
+        split = _split_k(self.batch, self.hidden, values.shape[1])
+        if split > 1:
+            self.dh.zero_()
+        products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
+
+    def h_prev(self) -> torch.Tensor:
+        s = self.s
+        return torch.cat([s.h0.unsqueeze(0), s.output[:-1]]).reshape(-1, self.hidden)
+
+    def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor,
+               P: int, R: int, S: int) -> LayerGrads:
+        """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc)."""
+        s, dtype = self.s, self.s.x.dtype
+        x_flat = s.x.reshape(-1, s.x.shape[2])
+        d_x = torch.empty(x_flat.shape, device=x_flat.device, dtype=dtype)
+        products.gather_mm(values, s.w_ih, index, P, self.batch, d_x)
+        d_w_ih = torch.empty(self.width, x_flat.shape[1], device=x_flat.device)
+        products.region_wgrad(values, x_flat, index, P, R, S, self.steps, d_w_ih)
+        d_w_hh = torch.empty(self.width, self.hidden, device=x_flat.device)
+        products.region_wgrad(values, self.h_prev(), index, P, R, S, self.steps, d_w_hh)
+        columns = torch.empty(self.steps, self.width, device=x_flat.device)
+        products.step_column_sums(values, slot, P, self.steps, columns)
+        return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), d_w_ih.to(dtype),
+                          d_w_hh.to(dtype), columns.sum(0).to(dtype))
+
+    def dense_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        slices = torch.arange(self.width // DENSE_SLICE, device=self.s.x.device,
+                              dtype=torch.int32)
+        table = slices.expand(self.steps, -1).contiguous()
+        return table, table
+
+
+def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
+    dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
+    index, slot = loop.dense_index()
+    for t in range(loop.steps - 1, -1, -1):
+        if mask_step is None:
+            loop.cell(t, dnet[t])
+        else:
+            mask_step(t, dnet[t])
+        loop.recur(dnet[t], index[t:t + 1], DENSE_SLICE)
+    return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
+
+
+def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
+    P, R, S = (sparsifier.spec[k] for k in ("P", "R", "S"))
+    device, T, N = loop.s.x.device, loop.steps, loop.batch
+    regions, keep = loop.width // (P * R), R - S
+    values = loop.s.x.new_empty(T, N, regions * keep * P)
+    index = torch.empty(T, regions, keep, device=device, dtype=torch.int32)
+    slot = torch.empty(T, loop.width // P, device=device, dtype=torch.int32)
+    energy = torch.empty(T, regions, 2, device=device)
+    dnet = loop.s.x.new_empty(N, loop.width)
+    partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
+                          device=device)
+    for t in range(T - 1, -1, -1):
+        loop.cell(t, dnet, partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+        coarse_select(partial, dnet, P, R, S, index[t], slot[t], values[t], energy[t])
+        loop.recur(values[t], index[t].reshape(1, -1), P)
+    grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
+    grads.step_stats = (torch.full((T,), S / R, device=device), energy[..., 0].sum(1),
+                        energy[..., 1].sum(1))
+    return grads
+
+
+def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
+    My, Mx, K = (sparsifier.spec[k] for k in ("My", "Mx", "K"))
+    device, T, N = loop.s.x.device, loop.steps, loop.batch
+    blocks, slices = N // My, loop.width // Mx
+    norms = torch.empty(slices, blocks, device=device)
+    index = torch.empty(slices, blocks - K, device=device, dtype=torch.int32)
+    values = loop.s.x.new_empty(slices, blocks - K, My, Mx)
+    keep_mask = torch.empty(blocks, slices, device=device, dtype=torch.uint8)
+    energy = torch.empty(T, slices, 2, device=device)
+
+    def select_step(t: int, dnet: torch.Tensor) -> None:
+        loop.cell(t, dnet, norms, Mx, My, "fine")
+        fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy[t])
+        products.zero_dropped_blocks(dnet, keep_mask, My, Mx)
+
+    grads = _dense(sparsifier, loop, select_step)
+    grads.step_stats = (torch.full((T,), K / blocks, device=device), energy[..., 0].sum(1),
+                        energy[..., 1].sum(1))
+    return grads
+
+
+def _meprop(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
+    s, T, N, width = loop.s, loop.steps, loop.batch, loop.width
+    dtype, count = s.x.dtype, max(1, round(sparsifier.spec["keep"] * width))
+    x_flat = s.x.reshape(T, N, -1)
+    h_prev = loop.h_prev().reshape(T, N, -1)
+    dnet = s.x.new_empty(N, width)
+    d_x = torch.empty_like(s.x)
+    d_w_ih = torch.zeros(width, x_flat.shape[2], device=s.x.device, dtype=dtype)
+    d_w_hh = torch.zeros(width, loop.hidden, device=s.x.device, dtype=dtype)
+    d_bias = torch.zeros(width, device=s.x.device, dtype=dtype)
+    kept, total = torch.empty(T, device=s.x.device), torch.empty(T, device=s.x.device)
+    for t in range(T - 1, -1, -1):
+        loop.cell(t, dnet)
+        columns = sparsifier.kept_columns(dnet)          # rank
+        picked = dnet.index_select(1, columns)           # regroup the kept columns
+        loop.dh = (picked @ s.w_hh.index_select(0, columns)).float()
+        d_x[t] = picked @ s.w_ih.index_select(0, columns)
+        d_w_ih.index_add_(0, columns, picked.t() @ x_flat[t])
+        d_w_hh.index_add_(0, columns, picked.t() @ h_prev[t])
+        d_bias.index_add_(0, columns, picked.sum(0))
+        kept[t] = picked.float().square().sum()
+        total[t] = dnet.float().square().sum()
+    sparsity = torch.full((T,), 1 - count / width, device=s.x.device)
+    return LayerGrads(d_x.reshape(T * N, -1), loop.dh.to(dtype), loop.dc.to(dtype), d_w_ih,
+                      d_w_hh, d_bias, (sparsity, kept, total))
+
+
+PLANS = {"dense": _dense, "coarse": _coarse, "fine": _fine, "meprop": _meprop}
+
+
+def run(sparsifier: Sparsifier, state: LayerState) -> LayerGrads:
+    """All gradients of the layer; statistics are left in `step_stats` for record_stats."""
+    loop = _Loop(state)
+    return PLANS[sparsifier.name](sparsifier, loop)

@@ -1,0 +1,90 @@
+"""One LSTM layer on the CuPy kernels, with the torch reference's semantics and signature.
+
+    lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier) -> (output, h_n, c_n)
+
+Forward: one GEMM projects the inputs of all T steps; per step one GEMM (cuBLAS) adds
+h_{t-1} W_hh^T and the fused forward kernel makes gates, c_t and h_t. Cell states stay float32.
+Backward: `sparsetrain.kernels.backward` runs the method's plan, replayed as one CUDA graph
+per layer (`sparsetrain.kernels.graphs`) (dense, coarse, fine natively,
+meprop the way its authors do). Methods or shapes the kernels do not take fall back to the
+torch reference (`sparsetrain.nn.reference`) for the whole layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from sparsetrain.kernels import backward as plans
+from sparsetrain.kernels import graphs
+from sparsetrain.kernels.pointwise import forward_step
+from sparsetrain.nn import reference
+from sparsetrain.sparsify import Sparsifier, build
+
+
+def unsupported_reason(x: torch.Tensor, w_hh: torch.Tensor, sparsifier: Sparsifier) -> str | None:
+    """Why the kernels cannot run this layer (None when they can)."""
+    if not x.is_cuda:
+        return "input is not on a CUDA device"
+    if x.dtype not in (torch.float32, torch.bfloat16):
+        return f"dtype {x.dtype} (kernels take float32, bfloat16)"
+    hidden, batch = w_hh.shape[1], x.shape[1]
+    if hidden % 32:
+        return f"hidden size {hidden} is not a multiple of 32"
+    if x.shape[2] % 4:
+        return f"input size {x.shape[2]} is not a multiple of 4"
+    if batch % 64:
+        return f"batch {batch} is not a multiple of 64"
+    return plans.plan_problem(sparsifier, batch, 4 * hidden)
+
+
+class CupyLSTMLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier):
+        steps, batch, _ = x.shape
+        hidden = w_hh.shape[1]
+        flat = x.reshape(steps * batch, -1)
+        if b_ih is not None:
+            projected = torch.addmm(b_ih + b_hh, flat, w_ih.t())
+        else:
+            projected = flat @ w_ih.t()
+        projected = projected.reshape(steps, batch, 4 * hidden)
+        output = x.new_empty(steps, batch, hidden)
+        cells = torch.empty(steps + 1, batch, hidden, device=x.device, dtype=torch.float32)
+        gates = x.new_empty(steps, batch, 4 * hidden)
+        cells[0] = c0
+        net = x.new_empty(batch, 4 * hidden)
+        h = h0.contiguous()
+        w_hh_t = w_hh.t()
+        for t in range(steps):
+            torch.addmm(projected[t], h, w_hh_t, out=net)
+            forward_step(net, cells[t], gates[t], cells[t + 1], output[t])
+            h = output[t]
+        ctx.sparsifier = sparsifier
+        ctx.has_bias = b_ih is not None
+        ctx.save_for_backward(x, h0, w_ih, w_hh, output, cells, gates)
+        return output, output[-1].clone(), cells[-1].to(x.dtype, copy=True)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_h_last, d_c_last):
+        x, h0, w_ih, w_hh, output, cells, gates = ctx.saved_tensors
+        steps, batch, hidden = output.shape
+        state = plans.LayerState(
+            x=x.contiguous(), h0=h0.contiguous(), w_ih=w_ih.contiguous(),
+            w_hh=w_hh.contiguous(), output=output, cells=cells, gates=gates,
+            d_output=(d_output.contiguous() if d_output is not None
+                      else torch.zeros_like(output)),
+            d_h_last=d_h_last, d_c_last=d_c_last)
+        grads = graphs.run(ctx.sparsifier, state)
+        d_x = grads.d_x.reshape(x.shape) if ctx.needs_input_grad[0] else None
+        d_bias = grads.d_bias if ctx.has_bias else None
+        return (d_x, grads.d_h0, grads.d_c0, grads.d_w_ih, grads.d_w_hh, d_bias, d_bias, None)
+
+
+def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier):
+    """(T, N, D) input -> (output (T, N, H), h_n, c_n); sparse backward on the kernels."""
+    sparsifier = sparsifier if sparsifier is not None else build(None)
+    if unsupported_reason(x, w_hh, sparsifier) is not None:
+        return reference.lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier)
+    return CupyLSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier)

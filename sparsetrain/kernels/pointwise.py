@@ -1,0 +1,68 @@
+"""Launchers for the fused LSTM cell steps in pointwise.cu (checks first, then one launch)."""
+
+from __future__ import annotations
+
+import torch
+
+from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
+from sparsetrain.kernels._loader import DTYPE_NAMES, launch
+
+NORM_LAYOUTS = {"none": 0, "coarse": 1, "fine": 2}
+ROWS_PER_THREAD_BLOCK = 8
+
+
+def _hidden(net: torch.Tensor) -> tuple[int, int]:
+    expect_kernel_dtype(net.dtype, "net")
+    rows, width = net.shape
+    expect_rule(width % 128 == 0, f"4H must be a multiple of 128 (H of 32), got {width}")
+    return rows, width // 4
+
+
+def forward_step(net: torch.Tensor, c_prev: torch.Tensor, gates: torch.Tensor,
+                 c: torch.Tensor, h: torch.Tensor) -> None:
+    """gates = act(net), c = f*c_prev + i*g, h = o*tanh(c); c in float32, the rest net's dtype."""
+    n, hidden = _hidden(net)
+    expect(net, "net", net.dtype, (n, 4 * hidden))
+    expect(c_prev, "c_prev", torch.float32, (n, hidden))
+    expect(gates, "gates", net.dtype, (n, 4 * hidden))
+    expect(c, "c", torch.float32, (n, hidden))
+    expect(h, "h", net.dtype, (n, hidden))
+    launch("pointwise", f"lstm_forward_step_{DTYPE_NAMES[net.dtype]}",
+           (hidden // 32, -(-n // ROWS_PER_THREAD_BLOCK)), (32, ROWS_PER_THREAD_BLOCK),
+           (net, c_prev, gates, c, h, n, hidden))
+
+
+def norm_shape(layout: str, rows: int, width: int, group: int, rows_per_chunk: int) -> tuple:
+    chunks = -(-rows // rows_per_chunk)
+    return (chunks, width // group) if layout == "coarse" else (width // group, chunks)
+
+
+def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor,
+                  gates: torch.Tensor, c: torch.Tensor, c_prev: torch.Tensor,
+                  dnet: torch.Tensor, norms: torch.Tensor | None = None, group: int = 1,
+                  rows_per_chunk: int = 32, layout: str = "none") -> None:
+    """dnet from dh = dh_rec + grad_out and dc; dc becomes dc_{t-1}.
+
+    With layout "coarse" (norms: chunks x 4H/group) or "fine" (norms: 4H/group x chunks), also
+    the squared L2 norm of the stored dnet over each `group` columns x `rows_per_chunk` rows.
+    """
+    n, hidden = _hidden(gates)
+    dtype = gates.dtype
+    expect(dh_rec, "dh_rec", torch.float32, (n, hidden))
+    expect(grad_out, "grad_out", dtype, (n, hidden))
+    expect(dc, "dc", torch.float32, (n, hidden))
+    expect(gates, "gates", dtype, (n, 4 * hidden))
+    expect(c, "c", torch.float32, (n, hidden))
+    expect(c_prev, "c_prev", torch.float32, (n, hidden))
+    expect(dnet, "dnet", dtype, (n, 4 * hidden))
+    expect_rule(layout in NORM_LAYOUTS, f"layout: one of {', '.join(NORM_LAYOUTS)}, got {layout!r}")
+    if layout != "none":
+        expect_rule(group in (1, 2, 4, 8, 16, 32), f"group: a power of two <= 32, got {group}")
+        expect_rule(rows_per_chunk > 0, f"rows_per_chunk: must be > 0, got {rows_per_chunk}")
+        expect(norms, "norms", torch.float32,
+               norm_shape(layout, n, 4 * hidden, group, rows_per_chunk))
+    launch("pointwise", f"lstm_backward_step_{DTYPE_NAMES[dtype]}",
+           (hidden // 32, -(-n // rows_per_chunk)), (32, ROWS_PER_THREAD_BLOCK),
+           (dh_rec, grad_out, dc, gates, c, c_prev, dnet,
+            norms if norms is not None else dc, n, hidden, group, rows_per_chunk,
+            NORM_LAYOUTS[layout]))

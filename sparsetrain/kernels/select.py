@@ -1,0 +1,60 @@
+"""Launchers for the coarse and fine selections in select.cu."""
+
+from __future__ import annotations
+
+import torch
+
+from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
+from sparsetrain.kernels._loader import DTYPE_NAMES, launch
+
+MAX_GROUP = 1024  # one thread per slice of a region / block of a slice
+
+
+def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: int,
+                  index: torch.Tensor, slot: torch.Tensor, values: torch.Tensor,
+                  energy: torch.Tensor) -> None:
+    """Keep the R-S slices of largest norm per region; partial: per-chunk squared norms.
+
+    index (G, R-S) global slice numbers; slot (4H/P,) compact slice or -1; values
+    (N, G*(R-S)*P); energy (G, 2) kept and total squared norm.
+    """
+    expect_kernel_dtype(dnet.dtype, "dnet")
+    n, width = dnet.shape
+    expect_rule(0 <= S < R <= MAX_GROUP and width % (P * R) == 0,
+                f"coarse: need 0 <= S < R <= {MAX_GROUP} and P*R dividing 4H={width}")
+    regions, keep = width // (P * R), R - S
+    expect(dnet, "dnet", dnet.dtype)
+    expect(partial, "partial", torch.float32, (partial.shape[0], width // P))
+    expect(index, "index", torch.int32, (regions, keep))
+    expect(slot, "slot", torch.int32, (width // P,))
+    expect(values, "values", dnet.dtype, (n, regions * keep * P))
+    expect(energy, "energy", torch.float32, (regions, 2))
+    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}", (regions,),
+           (-(-R // 32) * 32,),
+           (partial, partial.shape[0], dnet, n, width, P, R, S, index, slot, values, energy))
+
+
+def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
+                index: torch.Tensor, values: torch.Tensor, keep_mask: torch.Tensor,
+                energy: torch.Tensor) -> None:
+    """Keep the B-K blocks of largest norm per slice; norms (C, B) squared block norms.
+
+    index (C, B-K) row-block numbers; values (C, B-K, My, Mx); keep_mask (B, C) uint8;
+    energy (C, 2) kept and total squared norm.
+    """
+    expect_kernel_dtype(dnet.dtype, "dnet")
+    n, width = dnet.shape
+    expect_rule(n % My == 0 and width % Mx == 0, f"fine: My must divide N={n}, Mx 4H={width}")
+    blocks, slices = n // My, width // Mx
+    expect_rule(0 <= K < blocks <= MAX_GROUP,
+                f"fine: need 0 <= K < N/My <= {MAX_GROUP}, got K={K}, N/My={blocks}")
+    keep = blocks - K
+    expect(dnet, "dnet", dnet.dtype)
+    expect(norms, "norms", torch.float32, (slices, blocks))
+    expect(index, "index", torch.int32, (slices, keep))
+    expect(values, "values", dnet.dtype, (slices, keep, My, Mx))
+    expect(keep_mask, "keep_mask", torch.uint8, (blocks, slices))
+    expect(energy, "energy", torch.float32, (slices, 2))
+    launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (slices,),
+           (-(-blocks // 32) * 32,),
+           (norms, dnet, n, width, My, Mx, K, index, values, keep_mask, energy))

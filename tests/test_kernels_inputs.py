@@ -1,0 +1,90 @@
+"""Launchers refuse bad inputs before any launch: these run on the CPU, without CuPy."""
+
+import pytest
+import torch
+
+from sparsetrain import ConfigError
+from sparsetrain.kernels import products
+from sparsetrain.kernels.lstm_layer import unsupported_reason
+from sparsetrain.kernels.pointwise import backward_step, forward_step
+from sparsetrain.kernels.select import coarse_select
+from sparsetrain.sparsify import build
+
+
+def forward_args(n=32, hidden=32, dtype=torch.float32):
+    return (torch.zeros(n, 4 * hidden, dtype=dtype), torch.zeros(n, hidden),
+            torch.zeros(n, 4 * hidden, dtype=dtype), torch.zeros(n, hidden),
+            torch.zeros(n, hidden, dtype=dtype))
+
+
+def test_forward_step_refuses_float16():
+    with pytest.raises(ConfigError, match="float32 or bfloat16"):
+        forward_step(*forward_args(dtype=torch.float16))
+
+
+def test_forward_step_refuses_a_cell_state_of_the_wrong_shape():
+    net, _, gates, c, h = forward_args()
+    with pytest.raises(ConfigError, match="c_prev: expected shape"):
+        forward_step(net, torch.zeros(32, 31), gates, c, h)
+
+
+def test_forward_step_refuses_a_bfloat16_cell_state():
+    net, c_prev, gates, c, h = forward_args(dtype=torch.bfloat16)
+    with pytest.raises(ConfigError, match="c_prev: expected dtype torch.float32"):
+        forward_step(net, c_prev.bfloat16(), gates, c, h)
+
+
+def test_forward_step_refuses_cpu_tensors():
+    with pytest.raises(ConfigError, match="CUDA device"):
+        forward_step(*forward_args())
+
+
+def test_forward_step_refuses_a_hidden_size_not_a_multiple_of_32():
+    with pytest.raises(ConfigError, match="multiple of 128"):
+        forward_step(*forward_args(hidden=20))
+
+
+def test_backward_step_refuses_norms_of_the_wrong_layout():
+    n, hidden = 64, 32
+    f32 = lambda *s: torch.zeros(*s)  # noqa: E731
+    with pytest.raises(ConfigError, match="norms: expected shape"):
+        backward_step(f32(n, hidden), f32(n, hidden), f32(n, hidden), f32(n, 4 * hidden),
+                      f32(n, hidden), f32(n, hidden), f32(n, 4 * hidden),
+                      norms=f32(2, 4 * hidden // 4 + 1), group=4, rows_per_chunk=32,
+                      layout="coarse")
+
+
+def test_coarse_select_refuses_S_not_below_R():
+    with pytest.raises(ConfigError, match="S < R"):
+        coarse_select(torch.zeros(1, 32), torch.zeros(32, 128), 4, 8, 8,
+                      torch.zeros(4, 0, dtype=torch.int32), torch.zeros(32, dtype=torch.int32),
+                      torch.zeros(32, 0), torch.zeros(4, 2))
+
+
+def test_gather_mm_refuses_an_int64_index():
+    a, b = torch.zeros(64, 16), torch.zeros(64, 8)
+    with pytest.raises(ConfigError, match="index: expected dtype torch.int32"):
+        products.gather_mm(a, b, torch.zeros(1, 4, dtype=torch.int64), 4, 64, torch.zeros(64, 8))
+
+
+def test_gather_mm_refuses_split_k_into_bfloat16():
+    a, b = torch.zeros(64, 16, dtype=torch.bfloat16), torch.zeros(64, 8, dtype=torch.bfloat16)
+    with pytest.raises(ConfigError, match="split_k needs float32"):
+        products.gather_mm(a, b, torch.zeros(1, 4, dtype=torch.int32), 4, 64,
+                           torch.zeros(64, 8, dtype=torch.bfloat16), split_k=2)
+
+
+def test_region_wgrad_refuses_regions_too_large_for_shared_memory():
+    with pytest.raises(ConfigError, match="exceed the shared-memory"):
+        products.region_wgrad(torch.zeros(64, 128), torch.zeros(64, 8),
+                              torch.zeros(2, 32, dtype=torch.int32), 4, 128, 96, 2,
+                              torch.zeros(512, 8))
+
+
+def test_layer_falls_back_for_cpu_input_and_unplanned_methods():
+    x, w_hh = torch.zeros(3, 32, 8), torch.zeros(128, 32)
+    assert "CUDA" in unsupported_reason(x, w_hh, build({"name": "dense"}))
+    meprop_dh = build({"name": "meprop", "keep": 0.5, "target": "dh"})
+    from sparsetrain.kernels.backward import plan_problem
+    assert plan_problem(meprop_dh, 32, 128) is not None
+    assert plan_problem(build({"name": "coarse", "R": 8, "S": 4}), 64, 128) is None

@@ -1,0 +1,145 @@
+"""The whole layer on the kernels against the torch reference run in float64 (GPU only).
+
+Inputs are random but shaped so that every selection is decided by a wide margin: gate biases
+give the slices of a region (and the columns meprop ranks) distinct magnitudes, and the output
+gradient of each row block has its own scale. Rounding then cannot flip a kept/dropped choice,
+so the comparison checks the indexing exactly and the arithmetic to rounding.
+"""
+
+import pytest
+import torch
+
+pytest.importorskip("cupy")
+if not torch.cuda.is_available():
+    pytest.skip("needs a CUDA GPU", allow_module_level=True)
+
+from sparsetrain.kernels.lstm_layer import CupyLSTMLayer, lstm_layer  # noqa: E402
+from sparsetrain.nn import reference  # noqa: E402
+from sparsetrain.sparsify import build  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+TOLERANCE = {torch.float32: 3e-3, torch.bfloat16: 1e-2}  # tf32 / bf16 tensor-core operands
+SPECS = [
+    {"name": "dense"},
+    {"name": "coarse", "P": 4, "R": 8, "S": 4},
+    {"name": "coarse", "P": 4, "R": 8, "S": 2},
+    {"name": "fine", "My": 8, "Mx": 4, "K": 2},
+    {"name": "meprop", "keep": 0.5},
+]
+STEPS, BATCH, INPUT, HIDDEN = 4, 64, 48, 64
+
+
+def _random(generator):
+    def rand(*shape, scale=1.0):
+        return torch.randn(*shape, device="cuda", generator=generator) * scale
+    return rand
+
+
+def separated_inputs(dtype):
+    """Slices of each region, and row blocks of each slice, whose norms differ by wide factors.
+
+    The output gradient of hidden unit j is scaled by 4^level, the level a permutation of 1..8
+    over the 8 slices (4 units each) of every 32-unit region, and each 8-row block by 4^k, k a
+    permutation of the blocks. Rows never mix, and a tiny W_hh keeps units from mixing, so
+    every slice and block norm stays a factor ~16 from its neighbours. Gates stay unsaturated
+    so bf16 storage costs only its rounding.
+    """
+    rand = _random(torch.Generator(device="cuda").manual_seed(torch.seed() % 2**31))
+    width = 4 * HIDDEN
+    levels = torch.cat([torch.randperm(8, device="cuda") for _ in range(HIDDEN // 32)]) + 1
+    unit_scale = (4.0 ** levels).repeat_interleave(4)
+    row_scale = (4.0 ** torch.randperm(BATCH // 8, device="cuda")).repeat_interleave(8)[:, None]
+    tensors = dict(
+        x=rand(STEPS, BATCH, INPUT), h0=rand(BATCH, HIDDEN, scale=0.5),
+        c0=rand(BATCH, HIDDEN), w_ih=rand(width, INPUT, scale=0.03),
+        w_hh=rand(width, HIDDEN, scale=1e-7), b_ih=rand(width, scale=0.1),
+        b_hh=rand(width, scale=0.1), d_out=rand(STEPS, BATCH, HIDDEN) * row_scale * unit_scale,
+        d_h=rand(BATCH, HIDDEN) * row_scale * unit_scale,
+        d_c=rand(BATCH, HIDDEN) * row_scale * unit_scale)
+    return {k: v.to(dtype) for k, v in tensors.items()}
+
+
+def unit_scaled_inputs(dtype):
+    """Half the hidden units get 1000 times the output gradient of the others, and W_hh is
+    tiny, so meprop's top half of the columns (the four gates of those units) is unambiguous."""
+    rand = _random(torch.Generator(device="cuda").manual_seed(torch.seed() % 2**31))
+    width = 4 * HIDDEN
+    unit_scale = torch.ones(HIDDEN, device="cuda")
+    unit_scale[torch.randperm(HIDDEN, device="cuda")[: HIDDEN // 2]] = 1000.0
+    tensors = dict(
+        x=rand(STEPS, BATCH, INPUT), h0=rand(BATCH, HIDDEN, scale=0.5),
+        c0=rand(BATCH, HIDDEN), w_ih=rand(width, INPUT, scale=0.03),
+        w_hh=rand(width, HIDDEN, scale=1e-4), b_ih=rand(width, scale=0.1),
+        b_hh=rand(width, scale=0.1), d_out=rand(STEPS, BATCH, HIDDEN) * unit_scale,
+        d_h=rand(BATCH, HIDDEN) * unit_scale, d_c=rand(BATCH, HIDDEN) * unit_scale)
+    return {k: v.to(dtype) for k, v in tensors.items()}
+
+
+def inputs_for(spec, dtype):
+    return (unit_scaled_inputs if spec["name"] == "meprop" else separated_inputs)(dtype)
+
+
+def gradients(layer, inputs, spec, dtype):
+    leaves = {k: inputs[k].detach().to(dtype).requires_grad_()
+              for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")}
+    sparsifier = build(spec)
+    out, h_n, c_n = layer(*leaves.values(), sparsifier)
+    torch.autograd.backward([out, h_n, c_n], [inputs["d_out"].to(dtype), inputs["d_h"].to(dtype),
+                                              inputs["d_c"].to(dtype)])
+    return {k: v.grad for k, v in leaves.items()}, (out, h_n, c_n), sparsifier.stats()
+
+
+def relative_error(out, ref):
+    out, ref = out.double(), ref.double()
+    assert not torch.isnan(out).any()
+    return ((out - ref).norm() / ref.norm()).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: "-".join(map(str, s.values())))
+def test_layer_gradients_match_the_torch_reference(dtype, spec):
+    inputs = inputs_for(spec, dtype)
+    ours, outs, _ = gradients(lstm_layer, inputs, spec, dtype)
+    ref, ref_outs, _ = gradients(reference.lstm_layer, inputs, spec, torch.float64)
+    for mine, theirs in zip(outs, ref_outs):
+        assert relative_error(mine, theirs) < TOLERANCE[dtype]
+    for name in ours:
+        assert relative_error(ours[name], ref[name]) < TOLERANCE[dtype], name
+
+
+@pytest.mark.parametrize("spec", SPECS[1:], ids=lambda s: s["name"])
+def test_layer_reports_the_reference_statistics(spec):
+    inputs = inputs_for(spec, torch.float32)
+    _, _, ours = gradients(lstm_layer, inputs, spec, torch.float32)
+    _, _, ref = gradients(reference.lstm_layer, inputs, spec, torch.float64)
+    assert ours.keys() == ref.keys()
+    for key in ref:
+        assert ours[key] == pytest.approx(ref[key], rel=1e-3, abs=1e-6), key
+
+
+def test_layer_runs_on_the_kernels_not_the_fallback(monkeypatch):
+    calls = []
+    monkeypatch.setattr(CupyLSTMLayer, "apply", lambda *a: calls.append(a) or reference.lstm_layer(*a))
+    inputs = separated_inputs(torch.float32)
+    gradients(lstm_layer, inputs, {"name": "coarse", "R": 8, "S": 4}, torch.float32)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("spec", [SPECS[1], SPECS[3]], ids=lambda s: s["name"])
+def test_layer_gives_the_same_gradients_eagerly_and_replayed_as_a_graph(spec, monkeypatch):
+    inputs = separated_inputs(torch.float32)
+    replayed, _, _ = gradients(lstm_layer, inputs, spec, torch.float32)
+    monkeypatch.setenv("SPARSETRAIN_CUDA_GRAPHS", "0")
+    eager, _, _ = gradients(lstm_layer, inputs, spec, torch.float32)
+    for name in eager:
+        assert relative_error(replayed[name], eager[name]) < 1e-6, name
+
+
+def test_a_replayed_graph_follows_new_inputs_of_the_same_shape():
+    spec = SPECS[1]
+    first, second = separated_inputs(torch.float32), separated_inputs(torch.float32)
+    gradients(lstm_layer, first, spec, torch.float32)
+    ours, _, _ = gradients(lstm_layer, second, spec, torch.float32)
+    ref, _, _ = gradients(reference.lstm_layer, second, spec, torch.float64)
+    for name in ours:
+        assert relative_error(ours[name], ref[name]) < TOLERANCE[torch.float32], name

@@ -1,0 +1,239 @@
+"""Each CUDA kernel against an independent slow reference on random inputs (GPU only).
+
+Outputs are poisoned with NaN first, so an element a kernel fails to write fails the test.
+"""
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("cupy")
+if not torch.cuda.is_available():
+    pytest.skip("needs a CUDA GPU", allow_module_level=True)
+
+from sparsetrain.kernels import products  # noqa: E402
+from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
+from sparsetrain.kernels.select import coarse_select, fine_select  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+DTYPES = [torch.float32, torch.bfloat16]
+PRODUCT_TOLERANCE = {torch.float32: 3e-3, torch.bfloat16: 1e-2}  # tf32 / bf16 operands
+POINTWISE_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
+
+
+def relative_error(out, ref):
+    out, ref = out.double(), ref.double()
+    assert not torch.isnan(out).any(), "an output element was not written"
+    return ((out - ref).norm() / ref.norm()).item()
+
+
+def poisoned(*shape, dtype=torch.float32):
+    return torch.full(shape, math.nan, device="cuda", dtype=dtype)
+
+
+def randn(*shape, dtype=torch.float32):
+    return torch.randn(*shape, device="cuda").to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_step_matches_the_cell_equations(dtype):
+    n, hidden = 64, 96
+    net, c_prev = randn(n, 4 * hidden, dtype=dtype), randn(n, hidden)
+    gates, c, h = poisoned(n, 4 * hidden, dtype=dtype), poisoned(n, hidden), poisoned(n, hidden, dtype=dtype)
+    forward_step(net, c_prev, gates, c, h)
+    z = net.double()
+    i, f, g, o = z[:, :hidden].sigmoid(), z[:, hidden:2 * hidden].sigmoid(), \
+        z[:, 2 * hidden:3 * hidden].tanh(), z[:, 3 * hidden:].sigmoid()
+    c_ref = f * c_prev.double() + i * g
+    assert relative_error(c, c_ref) < POINTWISE_TOLERANCE[dtype]
+    assert relative_error(h, o * c_ref.tanh()) < POINTWISE_TOLERANCE[dtype]
+    assert relative_error(gates, torch.cat([i, f, g, o], 1)) < POINTWISE_TOLERANCE[dtype]
+
+
+def _backward_reference(dh_rec, grad_out, dc, gates, c, c_prev):
+    hidden = c.shape[1]
+    gates = gates.double()
+    i, f, g, o = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    dh = dh_rec.double() + grad_out.double()
+    tc = c.double().tanh()
+    dcv = dc.double() + dh * o * (1 - tc * tc)
+    dnet = torch.cat([dcv * g * i * (1 - i), dcv * c_prev.double() * f * (1 - f),
+                      dcv * i * (1 - g * g), dh * tc * o * (1 - o)], 1)
+    return dnet, dcv * f
+
+
+def _backward_inputs(n, hidden, dtype):
+    return (randn(n, hidden), randn(n, hidden, dtype=dtype), randn(n, hidden),
+            torch.rand(n, 4 * hidden, device="cuda").to(dtype), randn(n, hidden), randn(n, hidden))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_step_gives_dnet_and_the_next_cell_gradient(dtype):
+    n, hidden = 64, 64
+    dh_rec, grad_out, dc, gates, c, c_prev = _backward_inputs(n, hidden, dtype)
+    dnet_ref, dc_ref = _backward_reference(dh_rec, grad_out, dc, gates, c, c_prev)
+    dnet = poisoned(n, 4 * hidden, dtype=dtype)
+    backward_step(dh_rec, grad_out, dc, gates, c, c_prev, dnet)
+    assert relative_error(dnet, dnet_ref) < POINTWISE_TOLERANCE[dtype]
+    assert relative_error(dc, dc_ref) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout,group,rows", [("coarse", 4, 32), ("fine", 4, 8), ("coarse", 8, 16)])
+def test_backward_step_norms_cover_each_slice_and_row_chunk(dtype, layout, group, rows):
+    n, hidden = 96, 64
+    inputs = _backward_inputs(n, hidden, dtype)
+    dnet = poisoned(n, 4 * hidden, dtype=dtype)
+    chunks = n // rows
+    shape = (chunks, 4 * hidden // group) if layout == "coarse" else (4 * hidden // group, chunks)
+    norms = poisoned(*shape)
+    backward_step(*inputs, dnet, norms, group, rows, layout)
+    stored = dnet.double()
+    expected = torch.empty(chunks, 4 * hidden // group, dtype=torch.float64, device="cuda")
+    for chunk in range(chunks):
+        for col in range(4 * hidden // group):
+            block = stored[chunk * rows:(chunk + 1) * rows, col * group:(col + 1) * group]
+            expected[chunk, col] = block.square().sum()
+    if layout == "fine":
+        expected = expected.t()
+    assert relative_error(norms, expected) < 1e-5
+
+
+def _ranked_keep(norms, keep):
+    """Positions of the `keep` largest (ties: lower position), ascending; a plain loop."""
+    order = sorted(range(len(norms)), key=lambda q: (-norms[q], q))
+    return sorted(order[:keep])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_coarse_select_keeps_the_largest_slices_of_each_region(dtype):
+    n, width, P, R, S, chunks = 64, 256, 4, 8, 3, 2
+    dnet = randn(n, width, dtype=dtype)
+    partial = torch.rand(chunks, width // P, device="cuda")
+    partial[:, 5] = partial[:, 6]  # a tie: the lower slice must win
+    regions, keep = width // (P * R), R - S
+    index = torch.full((regions, keep), -7, dtype=torch.int32, device="cuda")
+    slot = torch.full((width // P,), -7, dtype=torch.int32, device="cuda")
+    values, energy = poisoned(n, regions * keep * P, dtype=dtype), poisoned(regions, 2)
+    coarse_select(partial, dnet, P, R, S, index, slot, values, energy)
+    totals = partial.double().sum(0).tolist()
+    for g in range(regions):
+        kept = [g * R + q for q in _ranked_keep(totals[g * R:(g + 1) * R], keep)]
+        assert index[g].tolist() == kept
+        for pos, slice_number in enumerate(kept):
+            assert slot[slice_number].item() == g * keep + pos
+            columns = slice(g * keep * P + pos * P, g * keep * P + (pos + 1) * P)
+            assert torch.equal(values[:, columns], dnet[:, slice_number * P:(slice_number + 1) * P])
+        dropped = set(range(g * R, (g + 1) * R)) - set(kept)
+        assert all(slot[d].item() == -1 for d in dropped)
+        assert energy[g, 0].item() == pytest.approx(sum(totals[k] for k in kept), rel=1e-5)
+        assert energy[g, 1].item() == pytest.approx(sum(totals[g * R:(g + 1) * R]), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fine_select_keeps_the_largest_blocks_of_each_slice(dtype):
+    n, width, My, Mx, K = 64, 128, 8, 4, 3
+    blocks, slices = n // My, width // Mx
+    dnet = randn(n, width, dtype=dtype)
+    norms = torch.rand(slices, blocks, device="cuda")
+    norms[0, 2] = norms[0, 4]
+    index = torch.full((slices, blocks - K), -7, dtype=torch.int32, device="cuda")
+    values = poisoned(slices, blocks - K, My, Mx, dtype=dtype)
+    keep_mask = torch.full((blocks, slices), 7, dtype=torch.uint8, device="cuda")
+    energy = poisoned(slices, 2)
+    fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy)
+    for c in range(slices):
+        kept = _ranked_keep(norms[c].tolist(), blocks - K)
+        assert index[c].tolist() == kept
+        for pos, b in enumerate(kept):
+            assert torch.equal(values[c, pos], dnet[b * My:(b + 1) * My, c * Mx:(c + 1) * Mx])
+        assert [keep_mask[b, c].item() for b in range(blocks)] == \
+            [int(b in kept) for b in range(blocks)]
+
+
+def _gathered_rows(index_row, P):
+    return [int(s) * P + p for s in index_row.tolist() for p in range(P)]
+
+
+@pytest.mark.parametrize("a_dtype,out_dtype", [(torch.float32, torch.float32),
+                                               (torch.bfloat16, torch.float32),
+                                               (torch.bfloat16, torch.bfloat16)])
+@pytest.mark.parametrize("split_k", [1, 3])
+def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k):
+    if split_k > 1 and out_dtype != torch.float32:
+        pytest.skip("split-K adds in float32 only")
+    groups, rows_per_group, P, kept_slices, features = 3, 64, 4, 40, 200
+    a = randn(groups * rows_per_group, kept_slices * P, dtype=a_dtype)
+    b = randn(512, features, dtype=a_dtype)
+    index = torch.stack([torch.randperm(512 // P, device="cuda")[:kept_slices].sort().values
+                         for _ in range(groups)]).int()
+    shape = (groups * rows_per_group, features)
+    out = (torch.zeros(*shape, dtype=out_dtype, device="cuda") if split_k > 1
+           else poisoned(*shape, dtype=out_dtype))
+    products.gather_mm(a, b, index, P, rows_per_group, out, split_k)
+    expected = torch.cat([
+        a[g * rows_per_group:(g + 1) * rows_per_group].double()
+        @ b.double()[_gathered_rows(index[g], P)] for g in range(groups)])
+    assert relative_error(out, expected) < PRODUCT_TOLERANCE[a_dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (6, 2), (4, 3)])
+def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S):
+    steps, n, P, regions, features = 3, 32, 4, 4, 160
+    keep = R - S
+    values = randn(steps * n, regions * keep * P, dtype=dtype)
+    x = randn(steps * n, features, dtype=dtype)
+    index = torch.stack([torch.cat([g * R + torch.randperm(R, device="cuda")[:keep].sort().values
+                                    for g in range(regions)]) for _ in range(steps)]).int()
+    out = poisoned(regions * R * P, features)
+    products.region_wgrad(values, x, index, P, R, S, steps, out)
+    expected = torch.zeros(regions * R * P, features, dtype=torch.float64, device="cuda")
+    for t in range(steps):
+        rows = _gathered_rows(index[t], P)
+        expected[rows] += values[t * n:(t + 1) * n].double().t() @ x[t * n:(t + 1) * n].double()
+    assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_step_column_sums_scatter_kept_columns_and_zero_the_rest(dtype):
+    steps, n, P, width, kept_slices = 2, 48, 4, 64, 9
+    values = randn(steps * n, kept_slices * P, dtype=dtype)
+    slot = torch.full((steps, width // P), -1, dtype=torch.int32, device="cuda")
+    for t in range(steps):
+        chosen = torch.randperm(width // P)[:kept_slices].sort().values
+        slot[t, chosen] = torch.arange(kept_slices, dtype=torch.int32, device="cuda")
+    out = poisoned(steps, width)
+    products.step_column_sums(values, slot, P, steps, out)
+    expected = torch.zeros(steps, width, dtype=torch.float64, device="cuda")
+    for t in range(steps):
+        for col in range(width):
+            q = slot[t, col // P].item()
+            if q >= 0:
+                expected[t, col] = values[t * n:(t + 1) * n, q * P + col % P].double().sum()
+    assert relative_error(out, expected) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_dropped_blocks_clears_exactly_the_masked_blocks(dtype):
+    n, width, My, Mx = 32, 64, 8, 4
+    dnet = randn(n, width, dtype=dtype)
+    before = dnet.clone()
+    mask = (torch.rand(n // My, width // Mx, device="cuda") > 0.5).to(torch.uint8)
+    products.zero_dropped_blocks(dnet, mask, My, Mx)
+    expected = before * mask.repeat_interleave(My, 0).repeat_interleave(Mx, 1).to(dtype)
+    assert torch.equal(dnet, expected)
+
+
+def test_a_compile_error_names_the_cu_file(tmp_path, monkeypatch):
+    import cupy
+    from sparsetrain.kernels import _loader
+
+    broken = tmp_path / "broken.cu"
+    broken.write_text("extern \"C\" __global__ void f() {\n  this is not C;\n}\n")
+    monkeypatch.setattr(_loader, "KERNEL_DIR", tmp_path)
+    _loader._module.cache_clear()
+    with pytest.raises(cupy.cuda.compiler.CompileException, match="broken.cu"):
+        _loader._module("broken").get_function("f")
+    _loader._module.cache_clear()
