@@ -2,26 +2,18 @@
 events, median of 20), with its FLOP rate. Usage: python3 benchmarks/breakdown.py [shape]."""
 import json
 import os
-import statistics
 import sys
 
 import torch
 
-from sparsetrain.bench.measure import parse_shape
+from sparsetrain.bench.measure import median_cuda_ms, parse_shape
 from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import backward_step
 from sparsetrain.kernels.select import coarse_select
 
 
-def median_us(work, repeats=20):
-    for _ in range(3):
-        work()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record(); work(); b.record(); b.synchronize()
-        times.append(a.elapsed_time(b) * 1000)
-    return statistics.median(times)
+def median_us(work):
+    return median_cuda_ms(work) * 1000
 
 
 def rows_for(shape, dtype):

@@ -67,7 +67,8 @@ def _model(spec: dict | None, shape: Shape, dtype: torch.dtype) -> torch.nn.Modu
     return model.to(device="cuda", dtype=dtype)
 
 
-def _median_ms(work: Callable[[], None], warmup: int, repeats: int) -> float:
+def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20) -> float:
+    """Median milliseconds of `work` by CUDA events, after `warmup` untimed calls."""
     for _ in range(warmup):
         work()
     times = []
@@ -98,7 +99,7 @@ def time_method(method: str, sparsity: float, shape: Shape, dtype: torch.dtype,
         out, _ = model(x)
         torch.autograd.backward(out, grad)
 
-    backward_ms = _median_ms(backward, warmup, repeats)
-    train_ms = _median_ms(train_step, warmup, repeats)
+    backward_ms = median_cuda_ms(backward, warmup, repeats)
+    train_ms = median_cuda_ms(train_step, warmup, repeats)
     return {"method": method, "sparsity": 0.0 if method in ("dense", "cudnn") else sparsity,
             "spec": spec, "backward_ms": backward_ms, "train_ms": train_ms}
