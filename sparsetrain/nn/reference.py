@@ -42,13 +42,15 @@ class LSTMLayerFunction(torch.autograd.Function):
             h = torch.mul(o, torch.tanh(cells[t + 1]), out=output[t])
         ctx.sparsifier = sparsifier
         ctx.has_bias = b_ih is not None
-        ctx.save_for_backward(x, h0, w_ih, w_hh, output, *_backward_factors(gates, cells))
+        ctx.save_for_backward(x, h0, w_ih, w_hh, output, gates, cells)
         return output, output[-1].clone(), cells[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_output, d_h_last, d_c_last):
-        x, h0, w_ih, w_hh, output, dnet_per_dc, d_o_per_dh, dc_per_dh, forget = ctx.saved_tensors
+        x, h0, w_ih, w_hh, output, gates, cells = ctx.saved_tensors
+        # Evaluation never gets here, so the factors are built only for a backward pass.
+        dnet_per_dc, d_o_per_dh, dc_per_dh, forget = _backward_factors(gates, cells)
         sparsifier: Sparsifier = ctx.sparsifier
         steps, batch, hidden = output.shape
         kept = x.new_empty(steps, batch, 4 * hidden)  # s_t for every step
