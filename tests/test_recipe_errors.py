@@ -36,7 +36,7 @@ def test_an_unknown_key_suggests_a_close_match_and_lists_the_valid_keys(tmp_path
     """)
     assert problems(path) == [
         "model.hiden_size: unknown key (line 4); did you mean hidden_size? "
-        "valid: embedding_size, hidden_size, num_layers, tied"]
+        "valid: embedding_size, encoder_layers, hidden_size, num_layers, tied"]
 
 
 def test_an_unknown_key_without_a_close_match_still_lists_the_valid_keys(tmp_path):
@@ -76,8 +76,8 @@ def test_null_is_refused_where_the_setting_is_not_optional(tmp_path):
 
 def test_a_section_that_is_not_a_mapping_names_its_keys(tmp_path):
     (problem,) = problems(write(tmp_path, "model: 3\n"))
-    assert problem == ("model: expected a mapping with keys embedding_size, hidden_size, "
-                       "num_layers, tied, got 3 (line 1)")
+    assert problem == ("model: expected a mapping with keys embedding_size, encoder_layers, "
+                       "hidden_size, num_layers, tied, got 3 (line 1)")
 
 
 def test_a_document_that_is_not_a_mapping_is_refused(tmp_path):

@@ -99,7 +99,7 @@ def test_shares_that_sum_to_one_up_to_rounding_are_accepted(tmp_path):
 def test_dump_writes_every_default_and_the_schedule_as_a_list(tmp_path):
     dumped = yaml.safe_load(dump_recipe(load_recipe(write(tmp_path, "method: dense\n"))))
     assert "method" not in dumped
-    assert dumped["schedule"] == [{"method": {"name": "dense"}, "share": 1.0}]
+    assert dumped["schedule"] == [{"method": {"name": "dense"}, "share": 1.0, "restart_lr": False}]
     for section, kind in (("model", "ModelConfig"), ("train", "TrainConfig"),
                           ("eval", "EvalConfig"), ("data", "DataConfig")):
         schema_class = getattr(__import__("sparsetrain.config", fromlist=[kind]), kind)

@@ -94,7 +94,7 @@ def test_set_on_an_unknown_key_names_the_valid_keys(recipe_file):
     message = str(caught.value)
     assert message.startswith(f"{recipe_file}: --set model.hiden_size=3: model.hiden_size: ")
     assert "did you mean hidden_size?" in message
-    assert "valid: embedding_size, hidden_size, num_layers, tied" in message
+    assert "valid: embedding_size, encoder_layers, hidden_size, num_layers, tied" in message
 
 
 def test_set_on_an_unknown_top_level_key_names_the_valid_keys(recipe_file):

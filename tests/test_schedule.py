@@ -57,3 +57,18 @@ def test_lr_stays_full_for_decay_after_epoch_epochs_then_decays_once_per_epoch()
     assert [learning_rate(train, e) for e in range(6)] == [1.0] * 6
     assert learning_rate(train, 6) == pytest.approx(0.8)
     assert learning_rate(train, 9) == pytest.approx(0.8 ** 4)
+
+
+def test_without_restart_the_lr_epoch_is_the_run_epoch():
+    plan = make_plan(recipe([0.75, 0.25], epochs=4), 10)
+    assert [plan.lr_epoch(step) for step in (0, 9, 10, 29, 30, 39)] == [0, 0, 1, 2, 3, 3]
+
+
+def test_a_phase_that_restarts_the_lr_counts_its_epochs_from_its_first_step():
+    schedule = (Phase(COARSE, 0.75), Phase(DENSE, 0.25, restart_lr=True))
+    plan = make_plan(Recipe(schedule=schedule, train=TrainConfig(epochs=4)), 10)
+    assert plan.phases[1].start == 30
+    assert [plan.lr_epoch(step) for step in (29, 30, 39)] == [2, 0, 0]
+    train = TrainConfig(lr=1.0, lr_decay=0.5, decay_after_epoch=1)
+    assert learning_rate(train, plan.lr_epoch(29)) == pytest.approx(0.25)
+    assert learning_rate(train, plan.lr_epoch(30)) == 1.0

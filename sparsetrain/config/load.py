@@ -48,9 +48,11 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     for field in fields(Recipe):
         value = getattr(recipe, field.name)
         if field.name == "schedule":
-            value = [{"method": dict(phase.method), "share": phase.share} for phase in value]
+            value = [{"method": dict(phase.method), "share": phase.share,
+                      "restart_lr": phase.restart_lr} for phase in value]
         elif field.name in SECTIONS:
-            value = asdict(value)
+            value = {key: list(item) if isinstance(item, tuple) else item
+                     for key, item in asdict(value).items()}
         out[field.name] = value
     return out
 
@@ -168,12 +170,15 @@ class _Checker:
                 self.problem((*where, "share"), f"must be in (0, 1], got {share!r}")
             else:
                 shares.append(share)
+            restart_ok, restart_lr = _typed(bool, item.get("restart_lr", False))
+            if not restart_ok:
+                self.problem((*where, "restart_lr"), restart_lr)
             if "method" not in item:
                 self.problem((*where, "method"), "required: the phase's method, e.g. {name: dense}")
                 continue
             method = self.method(item["method"], (*where, "method"))
-            if method is not None and ok:
-                phases.append(Phase(method=method, share=share))
+            if method is not None and ok and restart_ok:
+                phases.append(Phase(method=method, share=share, restart_lr=restart_lr))
                 self.phase_paths.append((*where, "method"))
         # Checked whenever every share is readable, so a bad method does not hide a bad sum.
         if len(shares) == len(raw) and abs(math.fsum(shares) - 1.0) > SHARE_TOLERANCE:
@@ -232,6 +237,13 @@ def _value_at(recipe: Recipe, path: KeyPath) -> Any:
 
 def _typed(hint: Any, value: Any) -> tuple[bool, Any]:
     """(True, value converted to the field's type) or (False, what was expected)."""
+    if get_origin(hint) is tuple:  # tuple[X, ...]: a YAML list of X
+        item_hint = get_args(hint)[0]
+        if not isinstance(value, list):
+            return False, f"expected a list, got {value!r}"
+        items = [_typed(item_hint, item) for item in value]
+        bad = next((text for ok, text in items if not ok), None)
+        return (False, f"list item: {bad}") if bad else (True, tuple(v for _, v in items))
     members = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
     optional = NoneType in members
     base = next(m for m in members if m is not NoneType)

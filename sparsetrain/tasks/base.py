@@ -23,6 +23,7 @@ class Metric:
 
     name: str
     lower_is_better: bool
+    signature: str = ""  # how the score was computed, where a tool says (sacrebleu's)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ class PhasePlan:
     method: Mapping[str, Any]
     start: int
     end: int
+    restart_lr: bool = False
 
     @property
     def steps(self) -> int:
@@ -44,6 +45,15 @@ class Plan:
                 return phase
         return self.phases[-1]
 
+    def lr_epoch(self, step: int) -> int:
+        """The epoch the lr schedule is in at `step`: epochs since the run's start, or since
+        the start of the latest phase at or before `step` that restarts the lr."""
+        origin = 0
+        for phase in self.phases:
+            if phase.start <= step and phase.restart_lr:
+                origin = phase.start
+        return (step - origin) // self.steps_per_epoch
+
 
 def make_plan(recipe: Recipe, steps_per_epoch: int) -> Plan:
     train = recipe.train
@@ -58,7 +68,7 @@ def make_plan(recipe: Recipe, steps_per_epoch: int) -> Plan:
         shares.append(phase.share)
         last = index == len(recipe.schedule) - 1
         end = total if last else min(total, max(start, math.floor(math.fsum(shares) * total + 0.5)))
-        phases.append(PhasePlan(index, phase.method, start, end))
+        phases.append(PhasePlan(index, phase.method, start, end, phase.restart_lr))
         start = end
     return Plan(total, steps_per_epoch, tuple(phases))
 

@@ -90,7 +90,7 @@ class Trainer:
                         lstm.sparsifier = phase.method
                 if index == 0:
                     setup.task.start_epoch(epoch)
-                lr = learning_rate(setup.recipe.train, epoch)
+                lr = learning_rate(setup.recipe.train, plan.lr_epoch(step))
                 loss = self._step(lr, index, phase)
                 if not math.isfinite(loss):
                     return self._fail(step, epoch, loss)
