@@ -19,7 +19,7 @@ COARSE_THEN_DENSE = """
       - {method: {name: coarse, R: 4, S: 2}, share: 0.75}
       - {method: dense, share: 0.25}
 """
-TIMING_KEYS = {"tokens_per_s", "backward_ms"}
+TIMING_KEYS = {"tokens_per_s", "backward_ms", "wall_s"}
 
 
 def run(*args: str):
@@ -58,7 +58,7 @@ def test_a_run_completes_and_writes_every_file_of_the_run_directory(write_recipe
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "checkpoint.pt", "env.json", "metrics.jsonl", "recipe.yaml", "summary.json"]
     recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
-    assert recipe["schedule"] == [{"method": {"name": "dense"}, "share": 1.0}]
+    assert recipe["schedule"] == [{"method": {"name": "dense"}, "share": 1.0, "restart_lr": False}]
     assert recipe["train"]["steps"] == 24 and "lr_decay" in recipe["train"]
     env = json.loads((run_dir / "env.json").read_text())
     assert {"git", "python", "torch", "cupy", "cuda", "gpu", "seed", "command"} <= set(env)

@@ -187,3 +187,17 @@ def test_float32_training_step_runs_and_gives_finite_gradients():
     output, _ = ours(torch.randn(5, 16, 6))
     output.square().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in ours.parameters())
+
+
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_without_gradients_equals_the_training_forward(num_layers, bias):
+    _, ours = _pair(6, 8, num_layers, bias)
+    ours.sparsifier = {"name": "coarse", "R": 4, "S": 2}  # acts on backward only
+    x, h0, c0 = (t.detach() for t in _inputs(7, 3, 6, 8, num_layers))
+    output, (h_n, c_n) = ours(x, (h0, c0))
+    with torch.no_grad():
+        fast_output, (fast_h, fast_c) = ours(x, (h0, c0))
+    torch.testing.assert_close(fast_output, output, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast_h, h_n, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast_c, c_n, rtol=1e-12, atol=1e-12)

@@ -11,7 +11,7 @@ import yaml
 from sparsetrain.config import dump_recipe, load_recipe, recipe_from_dict
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-SWEEP_KEYS = {"sweep", "grid"}
+SWEEP_KEYS = {"sweep", "grid", "variants"}
 
 
 def shipped_recipes() -> list[Path]:

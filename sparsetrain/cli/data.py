@@ -1,10 +1,15 @@
-"""`sparsetrain data fetch NAME`: put a data set where tasks look for it, checksums verified."""
+"""`sparsetrain data fetch NAME`: put a data set where tasks look for it, checksums verified.
+`sparsetrain data features IMAGES_DIR --out FEATS.npz`: image features for the caption task."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 
 from sparsetrain.cli._errors import user_errors
 from sparsetrain.data import DATASETS, fetch_dataset
@@ -30,3 +35,31 @@ def fetch_command(dataset: str, source: Path | None, data_dir: Path | None) -> N
 
 
 fetch_command.help = (fetch_command.help or "") + f"\n\nKnown data sets: {', '.join(DATASETS)}."
+
+
+@command.command("features")
+@click.argument("images_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The .npz to write (image_id, file_name, feats), replaced atomically.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per forward pass.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@user_errors
+def features_command(images_dir: Path, out: Path, batch_size: int, device: str) -> None:
+    """Extract EfficientNet-Lite0 features (1280-d, the shipped COCO recipe) of the images in
+    IMAGES_DIR, for the caption task. Needs the `features` extra."""
+    from sparsetrain.data.features import extract, list_images, require_packages, save_atomically
+    from sparsetrain.train.setup import resolve_device
+
+    require_packages()
+    total = len(list_images(images_dir))
+    warn = lambda line: click.echo(f"warning: {line}", err=True)  # noqa: E731
+    with Progress(TextColumn("[bold]features"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
+        bar = progress.add_task("features", total=total)
+        arrays = extract(images_dir, batch_size, resolve_device(device), warn,
+                         lambda done: progress.advance(bar, done))
+    save_atomically(arrays, out)
+    click.echo(f"{out}: features of {len(arrays['image_id'])} of {total} images "
+               f"({arrays['feats'].shape[1]}-d)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Mapping
 
 import torch
@@ -57,6 +58,9 @@ class LSTM(nn.Module):
                                         nn.Parameter(torch.empty(4 * hidden_size)))
         self.reset_parameters()
         self.sparsifier = sparsifier
+        # Per layer, set by the trainer for a recording step only (record.dnet_steps): each
+        # gets its layer's dnet; the step runs the torch reference backward on any backend.
+        self.dnet_recorders: list[Any] | None = None
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.hidden_size)
@@ -96,7 +100,10 @@ class LSTM(nn.Module):
         if hx is None:
             zeros = x.new_zeros(self.num_layers, batch, self.hidden_size)
             hx = (zeros, zeros)
-        layer_function = self._layer_function(x)
+        recorders = self.dnet_recorders
+        if not torch.is_grad_enabled() and recorders is None:
+            return self._forward_without_backward(x, hx)
+        layer_function = self._layer_function(x) if recorders is None else reference.lstm_layer
         h_last, c_last = [], []
         for layer in range(self.num_layers):
             suffix = f"_l{layer}"
@@ -105,7 +112,8 @@ class LSTM(nn.Module):
             x, h_n, c_n = layer_function(
                 x, hx[0][layer], hx[1][layer],
                 getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix),
-                *biases, self._layer_sparsifiers[layer])
+                *biases, self._layer_sparsifiers[layer],
+                *((recorders[layer],) if recorders is not None else ()))
             h_last.append(h_n)
             c_last.append(c_n)
             if self.dropout and self.training and layer < self.num_layers - 1:
@@ -116,3 +124,19 @@ class LSTM(nn.Module):
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, dropout={self.dropout}, sparsifier={self.sparsifier}, "
                 f"backend={self.backend}")
+
+    def _forward_without_backward(self, x: torch.Tensor,
+                                  hx: tuple[torch.Tensor, torch.Tensor],
+                                  ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Evaluation needs no saved gates and no sparsifier: the forward is plain LSTM math,
+        which torch's fused LSTM (cuDNN on a GPU) does in one call instead of T steps."""
+        weights = [getattr(self, f"{kind}_l{layer}") for layer in range(self.num_layers)
+                   for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if self.bias
+                                                                                  else 2]]
+        with warnings.catch_warnings():
+            # cuDNN copies weights that are not one flat buffer; correct, and only in eval.
+            warnings.filterwarnings("ignore", message="RNN module weights")
+            output, h_n, c_n = torch._VF.lstm(
+                x, (hx[0].contiguous(), hx[1].contiguous()), weights, self.bias,
+                self.num_layers, self.dropout, self.training, False, False)
+        return output, (h_n, c_n)

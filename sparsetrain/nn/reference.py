@@ -20,7 +20,7 @@ from sparsetrain.sparsify import Sparsifier
 
 class LSTMLayerFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier):
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder=None):
         steps, batch, _ = x.shape
         hidden = w_hh.shape[1]
         projected = (x.reshape(steps * batch, -1) @ w_ih.t()).reshape(steps, batch, 4 * hidden)
@@ -41,6 +41,7 @@ class LSTMLayerFunction(torch.autograd.Function):
             torch.addcmul(i * g, f, cells[t], out=cells[t + 1])
             h = torch.mul(o, torch.tanh(cells[t + 1]), out=output[t])
         ctx.sparsifier = sparsifier
+        ctx.recorder = recorder
         ctx.has_bias = b_ih is not None
         ctx.save_for_backward(x, h0, w_ih, w_hh, output, gates, cells)
         return output, output[-1].clone(), cells[-1].clone()
@@ -57,6 +58,8 @@ class LSTMLayerFunction(torch.autograd.Function):
         d_h = d_h_last if d_h_last is not None else x.new_zeros(batch, hidden)
         d_c = d_c_last.clone() if d_c_last is not None else x.new_zeros(batch, hidden)
         on_dh = sparsifier.acts_on == "dh"
+        # dnet before sparsification, kept only on a recording step (record.dnet_steps)
+        seen = x.new_empty(steps, batch, 4 * hidden) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
             if d_output is not None:
                 d_h = d_h + d_output[t]
@@ -69,18 +72,22 @@ class LSTMLayerFunction(torch.autograd.Function):
                       out=dnet.view(batch, 4, hidden)[:, :3])
             torch.mul(d_h, d_o_per_dh[t], out=dnet[:, 3 * hidden:])
             d_c.mul_(forget[t])
+            if seen is not None:
+                seen[t] = dnet
             if not on_dh:
                 s = sparsifier(dnet)
                 if s is not dnet:
                     dnet.copy_(s)
             d_h = dnet @ w_hh
+        if seen is not None:
+            ctx.recorder.add(seen)
         rows = kept.reshape(steps * batch, 4 * hidden)
         d_x = (rows @ w_ih).reshape(x.shape) if ctx.needs_input_grad[0] else None
         d_w_ih = rows.t() @ x.reshape(steps * batch, -1)
         h_prev = torch.cat([h0.unsqueeze(0), output[:-1]]).reshape(steps * batch, hidden)
         d_w_hh = rows.t() @ h_prev
         d_bias = rows.sum(dim=0) if ctx.has_bias else None
-        return d_x, d_h, d_c, d_w_ih, d_w_hh, d_bias, d_bias, None
+        return d_x, d_h, d_c, d_w_ih, d_w_hh, d_bias, d_bias, None, None
 
 
 def _backward_factors(gates, cells):
@@ -97,6 +104,9 @@ def _backward_factors(gates, cells):
     return dnet_per_dc, tanh_c * o * (1 - o), o * (1 - tanh_c * tanh_c), f.contiguous()
 
 
-def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier):
-    """(T, N, D) input -> (output (T, N, H), h_n, c_n), differentiable, sparse backward."""
-    return LSTMLayerFunction.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier)
+def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder=None):
+    """(T, N, D) input -> (output (T, N, H), h_n, c_n), differentiable, sparse backward.
+
+    `recorder` (rarely set: sparsetrain.train.dnet_histograms) gets the layer's dnet (T, N, 4H)
+    before sparsification, once per backward."""
+    return LSTMLayerFunction.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder)

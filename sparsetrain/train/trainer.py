@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 import sparsetrain.nn
+from sparsetrain.train.dnet_histograms import DnetRecording
 from sparsetrain.train.interrupt import StopRequest
 from sparsetrain.train.progress import ProgressDisplay
 from sparsetrain.train.rundir import MetricsLog, RunDir
@@ -47,6 +48,8 @@ class Trainer:
         self.stop = stop
         self.lstms = [m for m in setup.model.modules() if isinstance(m, sparsetrain.nn.LSTM)]
         self.timer = BackwardTimer(setup.device)
+        self.dnet_recording = DnetRecording(setup.recipe.record.dnet_steps,
+                                            setup.recipe.record.dnet_bins, self.lstms, run)
         self.counters = _fresh_counters(len(setup.plan.phases))
         self.metrics: MetricsLog | None = None
         self._session_started = time.perf_counter()
@@ -91,7 +94,9 @@ class Trainer:
                 if index == 0:
                     setup.task.start_epoch(epoch)
                 lr = learning_rate(setup.recipe.train, plan.lr_epoch(step))
+                self.dnet_recording.before_step(step + 1)
                 loss = self._step(lr, index, phase)
+                self.dnet_recording.after_step(step + 1)
                 if not math.isfinite(loss):
                     return self._fail(step, epoch, loss)
                 step = counters["step"] = step + 1
@@ -184,7 +189,7 @@ class Trainer:
         name = self.setup.task.metric.name
         value = self.setup.task.evaluate(self.setup.model, split)
         record = {"event": "eval", "step": step, "epoch": epoch + 1, "split": split,
-                  name: value}
+                  name: value, "wall_s": self.wall_s()}
         self.counters["evals"][split] = record
         self.metrics.write(record)
         self.display.eval_line(record)

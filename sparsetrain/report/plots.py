@@ -1,0 +1,91 @@
+"""What every `sparsetrain plot` figure shares: matplotlib off-screen, atomic PNGs, run labels,
+the task's metric, phase boundaries.
+
+The figures themselves: `plot_tradeoff` (quality vs backward speedup), `plot_curves` (learning
+curves and gate-gradient statistics), `plot_histogram` (recorded dnet histograms). Each takes
+`RunRecord`s (sparsetrain.report.runs) and returns notes for the user (runs skipped, values
+estimated); incomplete runs are drawn apart (hollow, dotted, labelled) and never mixed silently.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from sparsetrain.errors import ConfigError
+from sparsetrain.report.runs import RunRecord
+
+
+def pyplot() -> Any:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save(figure: Any, path: Path) -> None:
+    """Write the PNG atomically (a temporary file beside it, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        figure.savefig(temporary, format="png", dpi=120)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        pyplot().close(figure)
+
+
+def label(run: RunRecord) -> str:
+    return run.name if run.completed else f"{run.name} (incomplete: {run.status})"
+
+
+def metric(runs: list[RunRecord]) -> tuple[str, bool]:
+    """The metric name and lower_is_better the runs share (a ConfigError when they differ)."""
+    found = {(run.summary["metric"]["name"], bool(run.summary["metric"]["lower_is_better"]))
+             for run in runs if isinstance(run.summary.get("metric"), dict)}
+    if not found:
+        raise ConfigError("no run has a summary.json naming its metric: nothing to plot")
+    if len(found) > 1:
+        names = ", ".join(sorted(name for name, _ in found))
+        raise ConfigError(f"the runs measure different metrics ({names}): plot one task at a time")
+    return found.pop()
+
+
+def phases(run: RunRecord) -> list[dict[str, Any]]:
+    return [phase for phase in run.summary.get("phases", []) if isinstance(phase, dict)]
+
+
+def schedule_name(run: RunRecord) -> str:
+    """`coarse` for one phase; `3/4 coarse + 1/4 dense` for a schedule."""
+    parts = phases(run)
+    if len(parts) <= 1:
+        return parts[0]["method"]["name"] if parts else "unknown"
+    total = sum(phase["steps"] for phase in parts) or 1
+    return " + ".join(f"{Fraction(phase['steps'], total).limit_denominator(16)} "
+                      f"{phase['method']['name']}" for phase in parts)
+
+
+def is_dense(run: RunRecord) -> bool:
+    parts = phases(run)
+    return len(parts) == 1 and parts[0]["method"]["name"] == "dense"
+
+
+def mark_phase_switches(axes: Any, run: RunRecord, colour: Any, at: Any = None) -> None:
+    """A dashed vertical line where each later phase started (`at` maps a step to x); a
+    switch an incomplete run has not reached is not drawn."""
+    for phase in phases(run)[1:]:
+        if phase["start"] >= run.summary.get("steps", 0):
+            continue
+        x = phase["start"] if at is None else at(phase["start"])
+        if x is None:
+            continue
+        axes.axvline(x, color=colour, linestyle="--", linewidth=0.8, alpha=0.7)
+        axes.annotate(f"→ {phase['method']['name']}", (x, 1.0), xycoords=("data", "axes fraction"),
+                      rotation=90, va="top", ha="right", fontsize="x-small", color=colour)
+
+
+def colours(count: int) -> list[Any]:
+    cycle = pyplot().get_cmap("tab10")
+    return [cycle(index % 10) for index in range(count)]

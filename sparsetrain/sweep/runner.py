@@ -1,0 +1,172 @@
+"""Run a sweep's runs as separate `sparsetrain run` processes, `jobs` at a time.
+
+Each run is its own process (a crash or a diverged run cannot take the others down) with its
+log in `<root>/logs/<name>.log`. Runs are placed round-robin on the given GPUs through
+CUDA_VISIBLE_DEVICES; several runs share one GPU well, since a small LSTM leaves it mostly idle.
+What a run needs is decided from its directory alone, so a second invocation of the same sweep
+skips completed runs, resumes interrupted or killed ones and leaves failed ones for the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sparsetrain.sweep.spec import SweepRun, SweepSpec
+from sparsetrain.train.rundir import METRICS, RunDir
+
+POLL_S = 0.5
+
+
+@dataclass
+class RunState:
+    """One run's place in the sweep; `action` is start | resume | skip | blocked."""
+
+    run: SweepRun
+    action: str
+    state: str = "waiting"  # waiting | running | completed | failed | interrupted | skipped
+    note: str = ""
+    step: int = 0
+    total_steps: int | None = None
+    device: str | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+def plan_action(directory: Path) -> tuple[str, str]:
+    """(action, why) for a run directory, from what it holds."""
+    run = RunDir(directory)
+    if not run.exists():
+        return "start", ""
+    status = run.status()
+    if status == "completed":
+        return "skip", "completed earlier"
+    if status == "failed":
+        return "blocked", "failed earlier; delete its folder to run it again"
+    if run.has_checkpoint() and status is not None:
+        return "resume", f"{status} earlier"
+    return "blocked", "folder has no checkpoint to resume; delete it to run again"
+
+
+class SweepRunner:
+    def __init__(self, spec: SweepSpec, root: Path, jobs: int, devices: list[str] | None,
+                 on_change: Callable[[RunState], None] = lambda state: None) -> None:
+        self.spec, self.root, self.jobs, self.devices = spec, root, jobs, devices
+        self.on_change = on_change
+        self.states = []
+        for run in spec.runs:
+            action, why = plan_action(root / run.name)
+            self.states.append(RunState(run, action, note=why))
+        for state in self.states:
+            if state.action == "skip":
+                state.state = "skipped"
+            elif state.action == "blocked":
+                state.state = "failed"
+        self.stop_signal: str | None = None
+
+    def pending(self) -> list[RunState]:
+        return [s for s in self.states if s.action in ("start", "resume") and s.state == "waiting"]
+
+    def running(self) -> list[RunState]:
+        return [s for s in self.states if s.state == "running"]
+
+    def run(self) -> None:
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        slot = 0
+        while True:
+            for state in self.running():
+                self._poll(state)
+            if self.stop_signal is None:
+                while self.pending() and len(self.running()) < self.jobs:
+                    self._launch(self.pending()[0], slot)
+                    slot += 1
+            if not self.running() and (self.stop_signal or not self.pending()):
+                return
+            time.sleep(POLL_S)
+
+    def request_stop(self, name: str) -> None:
+        """Ask every running run to checkpoint and stop (they resume on the next sweep)."""
+        self.stop_signal = name
+        for state in self.running():
+            if state.process and state.process.poll() is None:
+                state.process.send_signal(signal.SIGTERM)
+
+    def _launch(self, state: RunState, slot: int) -> None:
+        spec, run = self.spec, state.run
+        command = [sys.executable, "-m", "sparsetrain", "run", str(spec.base),
+                   "--out", str(self.root), "--name", run.name]
+        for override in run.overrides:
+            command += ["--set", override]
+        if state.action == "resume":
+            command.append("--resume")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.devices:
+            state.device = self.devices[slot % len(self.devices)]
+            env["CUDA_VISIBLE_DEVICES"] = state.device
+        log = open(self.root / "logs" / f"{run.name}.log", "a", encoding="utf-8")
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        # Its own process group: a Ctrl-C reaches the sweep only, which then asks each run to
+        # stop cleanly (SIGTERM -> checkpoint) instead of every run seeing it at once.
+        state.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
+        log.close()
+        state.state, state.note = "running", state.action
+        self.on_change(state)
+
+    def _poll(self, state: RunState) -> None:
+        directory = self.root / state.run.name
+        state.step, total = _progress(directory)
+        state.total_steps = total or state.total_steps
+        code = state.process.poll() if state.process else None
+        if code is None:
+            return
+        status = RunDir(directory).status()
+        if code == 0 and status == "completed":
+            state.state, state.note = "completed", _final_text(directory)
+        elif code in (128 + signal.SIGINT, 128 + signal.SIGTERM) and status == "interrupted":
+            state.state, state.note = "interrupted", "resumes on the next sweep"
+        else:
+            state.state = "failed"
+            state.note = _last_line(self.root / "logs" / f"{state.run.name}.log") or \
+                f"exit code {code}"
+        self.on_change(state)
+
+
+def _progress(directory: Path) -> tuple[int, int | None]:
+    summary = RunDir(directory).read_json("summary.json") or {}
+    step = 0
+    metrics = directory / METRICS
+    if metrics.is_file():
+        with open(metrics, "rb") as handle:
+            handle.seek(max(0, metrics.stat().st_size - 4096))
+            for line in handle.read().splitlines()[::-1]:
+                try:
+                    step = int(json.loads(line).get("step", 0))
+                    break
+                except (ValueError, AttributeError):
+                    continue
+    return step, summary.get("total_steps")
+
+
+def _final_text(directory: Path) -> str:
+    final = (RunDir(directory).read_json("summary.json") or {}).get("final") or {}
+    return ", ".join(f"{key} {value:.2f}" for key, value in final.items() if value is not None)
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+    except FileNotFoundError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
