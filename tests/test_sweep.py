@@ -171,9 +171,18 @@ def test_devices_must_be_gpu_indices(write_recipe, tmp_path):
     assert result.exit_code == 2 and "--devices" in result.output
 
 
-@pytest.mark.parametrize("name", ["table1.yaml", "table2.yaml", "table3.yaml", "table4.yaml"])
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+SHIPPED_SWEEPS = sorted(path.name for path in RECIPES.glob("*.yaml")
+                        if "base" in (yaml.safe_load(path.read_text()) or {}))
+
+
+def test_the_paper_table_sweeps_are_shipped():
+    assert {"table1.yaml", "table2.yaml", "table3.yaml", "table4.yaml"} <= set(SHIPPED_SWEEPS)
+
+
+@pytest.mark.parametrize("name", SHIPPED_SWEEPS)
 def test_the_shipped_sweeps_expand_and_validate(name):
-    path = Path(__file__).resolve().parents[1] / "recipes" / name
+    path = RECIPES / name
     runs = load_sweep(path).runs
     assert runs and len({run.name for run in runs}) == len(runs)
     assert "sparsetrain sweep recipes/" + name in path.read_text().split("\n\n")[0]
