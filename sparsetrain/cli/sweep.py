@@ -116,13 +116,7 @@ def _live(runner: SweepRunner) -> None:
 
     with Live(render(), console=Console(), refresh_per_second=2) as display:
         runner.on_change = lambda state: display.update(render())
-        original_poll = runner._poll
-
-        def poll(state: RunState) -> None:
-            original_poll(state)
-            display.update(render())
-
-        runner._poll = poll
+        runner.on_tick = lambda: display.update(render())
         runner.run()
         display.update(render())
 

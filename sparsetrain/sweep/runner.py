@@ -56,9 +56,11 @@ def plan_action(directory: Path) -> tuple[str, str]:
 
 class SweepRunner:
     def __init__(self, spec: SweepSpec, root: Path, jobs: int, devices: list[str] | None,
-                 on_change: Callable[[RunState], None] = lambda state: None) -> None:
+                 on_change: Callable[[RunState], None] = lambda state: None,
+                 on_tick: Callable[[], None] = lambda: None) -> None:
         self.spec, self.root, self.jobs, self.devices = spec, root, jobs, devices
-        self.on_change = on_change
+        self.on_change = on_change  # a run changed state
+        self.on_tick = on_tick  # every poll: progress may have moved
         self.states = []
         for run in spec.runs:
             action, why = plan_action(root / run.name)
@@ -86,6 +88,7 @@ class SweepRunner:
                 while self.pending() and len(self.running()) < self.jobs:
                     self._launch(self.pending()[0], slot)
                     slot += 1
+            self.on_tick()
             if not self.running() and (self.stop_signal or not self.pending()):
                 return
             time.sleep(POLL_S)
