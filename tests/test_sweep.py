@@ -186,3 +186,12 @@ def test_the_shipped_sweeps_expand_and_validate(name):
     runs = load_sweep(path).runs
     assert runs and len({run.name for run in runs}) == len(runs)
     assert "sparsetrain sweep recipes/" + name in path.read_text().split("\n\n")[0]
+
+
+def test_runs_are_spread_round_robin_over_the_listed_devices(write_recipe, tmp_path):
+    path = write_sweep(tmp_path, write_recipe(steps=2), "grid: {train.lr: [0.5, 1.0, 2.0]}\n")
+    result = sweep(path, "--out", tmp_path / "runs", "--jobs", "3", "--devices", "3,5")
+    assert result.exit_code == 0, result.output
+    assert "lr0.5: running on GPU 3" in result.output
+    assert "lr1.0: running on GPU 5" in result.output
+    assert "lr2.0: running on GPU 3" in result.output
