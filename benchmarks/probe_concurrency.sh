@@ -1,3 +1,7 @@
+#!/usr/bin/env bash
+# On the device: N concurrent one-epoch PTB runs (N = 1, 3, 6, 12) to see how many runs share
+# one GPU before it saturates; results in benchmarks/results/concurrency_h100.json.
+#   bash benchmarks/probe_concurrency.sh   (PTB files carried in .carry/ptb)
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SPARSETRAIN_DATA=$PWD/.carry
 nvidia-smi -L; which nvidia-cuda-mps-control
 one(){ python3 -m sparsetrain run recipes/ptb-lm.yaml --out /tmp/p$1 --name r$2 --set backend=cupy --set train.steps=414 --set eval.test=false > $OUT/n$1_$2.log 2>&1; }
