@@ -20,12 +20,17 @@ def shared_data() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def shared_dataset(name: str, files: tuple[str, ...]) -> Path:
+    """The shared data set folder `name`; the test is skipped when any of `files` is missing."""
+    folder = shared_data() / name
+    if not all((folder / file).is_file() for file in files):
+        pytest.skip(f"{name} files not found in {folder} (set SPARSETRAIN_SHARED)")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def ptb_dir() -> Path:
-    folder = shared_data() / "ptb"
-    if not all((folder / name).is_file() for name in PTB_FILES):
-        pytest.skip(f"PTB files not found in {folder} (set SPARSETRAIN_SHARED)")
-    return folder
+    return shared_dataset("ptb", PTB_FILES)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import sacrebleu
 import torch
 from click.testing import CliRunner
 
-from conftest import shared_data
+from conftest import shared_data, shared_dataset
 from sparsetrain import ConfigError
 from sparsetrain.cli import main
 from sparsetrain.config.schema import (DataConfig, DecodeConfig, EvalConfig, ModelConfig, Recipe,
@@ -28,10 +28,7 @@ SUBSET_FILES = ("features_efficientnet_lite0_avgpool_fp16.npz", "captions.json",
 
 @pytest.fixture(scope="session")
 def subset_dir() -> Path:
-    folder = shared_data() / "coco_val2017_subset_caption"
-    if not all((folder / name).is_file() for name in SUBSET_FILES):
-        pytest.skip(f"coco_val2017_subset_caption not found in {folder.parent}")
-    return folder
+    return shared_dataset("coco_val2017_subset_caption", SUBSET_FILES)
 
 
 @pytest.fixture

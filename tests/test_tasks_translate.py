@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import shared_data
+from conftest import shared_dataset
 from torch.nn import functional as F
 
 from sparsetrain import ConfigError
@@ -28,10 +28,7 @@ LINES = {"train": 320, "val": 24, "test_2016_flickr": 24}
 
 @pytest.fixture(scope="session")
 def multi30k_dir() -> Path:
-    folder = shared_data() / "multi30k"
-    if not (folder / "raw" / "train.en.gz").is_file():
-        pytest.skip(f"Multi30k not found in {folder} (set SPARSETRAIN_SHARED)")
-    return folder
+    return shared_dataset("multi30k", ("raw/train.en.gz",))
 
 
 @pytest.fixture

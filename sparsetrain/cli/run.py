@@ -18,6 +18,7 @@ from sparsetrain.train.progress import ProgressDisplay
 from sparsetrain.train.rundir import ENV, RECIPE, RunDir
 from sparsetrain.train.setup import Setup, prepare
 from sparsetrain.train import envinfo
+from sparsetrain.train.summary import final_text
 from sparsetrain.train.trainer import Trainer
 
 FAILED_EXIT_CODE = 1
@@ -121,9 +122,8 @@ def _report(status: str, message: str, run: RunDir, recipe_file: Path,
             signal_name: str | None) -> None:
     summary = run.read_json("summary.json") or {}
     if status == "completed":
-        final = ", ".join(f"{k} {v:.2f}" for k, v in summary.get("final", {}).items()
-                          if v is not None)
-        click.echo(f"completed {summary.get('steps')} steps in {run.path}: {final}")
+        click.echo(f"completed {summary.get('steps')} steps in {run.path}: "
+                   f"{final_text(summary)}")
         return
     if status == "failed":
         click.echo(f"run failed: {message}; metrics kept in {run.path}", err=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sparsetrain.errors import ConfigError
 from sparsetrain.report import plots
-from sparsetrain.report.runs import RunRecord
+from sparsetrain.report.runs import RunRecord, find_baseline, schedule_name
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
@@ -27,20 +27,14 @@ class Point:
 
 
 def baseline_run(runs: list[RunRecord], name: str | None) -> tuple[RunRecord, list[str]]:
-    if name is not None:
-        match = [run for run in runs if run.name == name]
-        if not match:
-            raise ConfigError(f"--baseline: no run named {name!r}; runs: "
-                              f"{', '.join(run.name for run in runs)}")
-        return match[0], []
-    dense = [run for run in runs if plots.is_dense(run)]
-    if not dense:
+    base = find_baseline(runs, name)
+    if base is None:
         raise ConfigError("no dense run (one dense phase) to be the speedup baseline; "
                           "pass --baseline NAME or --bench FILE.json")
-    dense.sort(key=lambda run: not run.completed)
-    notes = ([f"baseline: {dense[0].name} (first of {len(dense)} dense runs; --baseline "
-              "NAME picks another)"] if len(dense) > 1 else [])
-    return dense[0], notes
+    dense = sum(run.is_dense for run in runs)
+    notes = ([f"baseline: {base.name} (first of {dense} dense runs; --baseline NAME picks "
+              "another)"] if name is None and dense > 1 else [])
+    return base, notes
 
 
 def phase_sparsity(method: dict[str, Any], batch: int | None) -> float | None:
@@ -155,12 +149,12 @@ def _draw(points: list[Point], out: Path, name: str, lower_is_better: bool, spli
           source: str) -> None:
     plt = plots.pyplot()
     figure, axes = plt.subplots(figsize=(8, 5.5))
-    families = list(dict.fromkeys(plots.schedule_name(point.run) for point in points))
+    families = list(dict.fromkeys(schedule_name(point.run.schedule) for point in points))
     colours = plots.colours(len(families))
     for index, family in enumerate(families):
         for complete in (True, False):
             chosen = [p for p in points
-                      if plots.schedule_name(p.run) == family and p.run.completed == complete]
+                      if schedule_name(p.run.schedule) == family and p.run.completed == complete]
             if not chosen:
                 continue
             axes.scatter([p.speedup for p in chosen], [p.quality for p in chosen], s=60,

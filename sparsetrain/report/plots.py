@@ -10,12 +10,11 @@ estimated); incomplete runs are drawn apart (hollow, dotted, labelled) and never
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from sparsetrain.errors import ConfigError
-from sparsetrain.report.runs import RunRecord
+from sparsetrain.report.runs import RunRecord, shared_metric
 
 
 def pyplot() -> Any:
@@ -42,34 +41,15 @@ def label(run: RunRecord) -> str:
 
 
 def metric(runs: list[RunRecord]) -> tuple[str, bool]:
-    """The metric name and lower_is_better the runs share (a ConfigError when they differ)."""
-    found = {(run.summary["metric"]["name"], bool(run.summary["metric"]["lower_is_better"]))
-             for run in runs if isinstance(run.summary.get("metric"), dict)}
-    if not found:
+    """The metric name and lower_is_better the runs share (a ConfigError when none says)."""
+    shared = shared_metric(runs)
+    if shared is None:
         raise ConfigError("no run has a summary.json naming its metric: nothing to plot")
-    if len(found) > 1:
-        names = ", ".join(sorted(name for name, _ in found))
-        raise ConfigError(f"the runs measure different metrics ({names}): plot one task at a time")
-    return found.pop()
+    return shared["name"], bool(shared["lower_is_better"])
 
 
 def phases(run: RunRecord) -> list[dict[str, Any]]:
     return [phase for phase in run.summary.get("phases", []) if isinstance(phase, dict)]
-
-
-def schedule_name(run: RunRecord) -> str:
-    """`coarse` for one phase; `3/4 coarse + 1/4 dense` for a schedule."""
-    parts = phases(run)
-    if len(parts) <= 1:
-        return parts[0]["method"]["name"] if parts else "unknown"
-    total = sum(phase["steps"] for phase in parts) or 1
-    return " + ".join(f"{Fraction(phase['steps'], total).limit_denominator(16)} "
-                      f"{phase['method']['name']}" for phase in parts)
-
-
-def is_dense(run: RunRecord) -> bool:
-    parts = phases(run)
-    return len(parts) == 1 and parts[0]["method"]["name"] == "dense"
 
 
 def mark_phase_switches(axes: Any, run: RunRecord, colour: Any, at: Any = None) -> None:

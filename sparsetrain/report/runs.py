@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
 from sparsetrain.errors import ConfigError
+from sparsetrain.train.rundir import RunDir
 
 SWEEP_FILE = "sweep.yaml"
 RUN_MARKERS = ("recipe.yaml", "summary.json")
@@ -37,6 +39,23 @@ class RunRecord:
     def completed(self) -> bool:
         return self.status == "completed"
 
+    @property
+    def schedule(self) -> list[dict[str, Any]]:
+        """Phases as `{method, share[, restart_lr]}`: the resolved recipe's, else (a run dir
+        without recipe.yaml) summary.json's, with shares from their step counts."""
+        phases = self.recipe.get("schedule")
+        if isinstance(phases, list) and phases:
+            return phases
+        phases = [phase for phase in self.summary.get("phases", []) if isinstance(phase, dict)]
+        total = sum(phase.get("steps", 0) for phase in phases) or 1
+        return [{"method": phase["method"], "share": phase.get("steps", 0) / total}
+                for phase in phases]
+
+    @property
+    def is_dense(self) -> bool:
+        phases = self.schedule
+        return len(phases) == 1 and phases[0]["method"]["name"] == "dense"
+
     def metrics(self) -> list[dict[str, Any]]:
         """The lines of metrics.jsonl (a torn last line, from a killed run, is skipped)."""
         path = self.path / "metrics.jsonl"
@@ -52,14 +71,49 @@ class RunRecord:
         return records
 
 
+def schedule_name(schedule: list[dict[str, Any]]) -> str:
+    """`coarse` for one phase; `3/4 coarse + 1/4 dense (lr restarted)` for a schedule."""
+    if not schedule:
+        return "unknown"
+    if len(schedule) == 1:
+        return schedule[0]["method"]["name"]
+    return " + ".join(
+        f"{Fraction(phase['share']).limit_denominator(12)} {phase['method']['name']}"
+        f"{' (lr restarted)' if phase.get('restart_lr') else ''}" for phase in schedule)
+
+
+def shared_metric(runs: list[RunRecord]) -> dict[str, Any] | None:
+    """The `{name, lower_is_better}` every run scores with (None when no run says); runs of
+    different metrics are a ConfigError: one table or figure per task."""
+    found = {run.summary["metric"]["name"]: run.summary["metric"] for run in runs
+             if isinstance(run.summary.get("metric"), dict)}
+    if len(found) > 1:
+        raise ConfigError(f"the runs score with different metrics ({', '.join(sorted(found))}); "
+                          "make one table or figure per task")
+    return next(iter(found.values()), None)
+
+
+def find_baseline(runs: list[RunRecord], name: str | None) -> RunRecord | None:
+    """The run named `name` (a ConfigError if none is), else the first dense run, completed
+    ones first; None when there is no dense run."""
+    if name is not None:
+        for run in runs:
+            if run.name == name:
+                return run
+        raise ConfigError(f"--baseline: no run named {name!r}; runs: "
+                          f"{', '.join(run.name for run in runs)}")
+    dense = sorted((run for run in runs if run.is_dense), key=lambda run: not run.completed)
+    return dense[0] if dense else None
+
+
 def is_run_dir(path: Path) -> bool:
     return any((path / marker).is_file() for marker in RUN_MARKERS)
 
 
 def read_run(path: Path, name: str | None = None) -> RunRecord:
-    summary = _read_json(path / "summary.json")
+    summary = RunDir(path).read_json("summary.json") or {}
     recipe = _read_yaml(path / "recipe.yaml")
-    status = summary.get("status", "missing") if summary else "missing"
+    status = summary.get("status", "missing")
     return RunRecord(name or path.name, path, status, recipe, summary)
 
 
@@ -90,14 +144,6 @@ def _sweep_order(root: Path) -> list[Path]:
     by_name = {child.name: child for child in children}
     ordered = [by_name.pop(name) for name in names if name in by_name]
     return ordered + sorted(by_name.values())
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

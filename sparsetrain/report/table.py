@@ -11,36 +11,25 @@ A run that has not completed shows its status and no score: it is never mixed in
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
 from sparsetrain.errors import ConfigError
-from sparsetrain.report.runs import RunRecord
+from sparsetrain.report.runs import RunRecord, find_baseline, schedule_name, shared_metric
 
 METHOD_TITLES = {"dense": "Dense", "coarse": "Coarse-grained", "fine": "Fine-grained",
                  "meprop": "meProp", "threshold": "Threshold", "adaptive": "Adaptive threshold"}
 SPLITS = ("test", "valid")
 
 
-def is_dense_run(run: RunRecord) -> bool:
-    phases = run.recipe.get("schedule") or []
-    return len(phases) == 1 and phases[0].get("method", {}).get("name") == "dense"
-
-
 def training_method(schedule: list[dict[str, Any]]) -> str:
-    """`Coarse-grained`, or `3/4 coarse + 1/4 dense` for a multi-phase schedule."""
+    """`Coarse-grained` for one phase (the paper's row titles), else `3/4 coarse + 1/4 dense`."""
     if len(schedule) == 1:
         name = schedule[0]["method"]["name"]
         return METHOD_TITLES.get(name, name)
-    parts = []
-    for phase in schedule:
-        share = Fraction(phase["share"]).limit_denominator(12)
-        restart = " (lr restarted)" if phase.get("restart_lr") else ""
-        parts.append(f"{share} {phase['method']['name']}{restart}")
-    return " + ".join(parts)
+    return schedule_name(schedule)
 
 
 def configuration(schedule: list[dict[str, Any]]) -> str:
@@ -66,20 +55,20 @@ def measured_sparsity(run: RunRecord) -> float | None:
         steps += span
     if steps:
         return total / steps
-    return 0.0 if is_dense_run(run) else None
+    return 0.0 if run.is_dense else None
 
 
 def runs_table(runs: list[RunRecord], baseline: str | None = None,
                split: str = "test") -> pd.DataFrame:
     if split not in SPLITS:
         raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
-    metric = _metric(runs)
-    base = _baseline(runs, baseline)
+    metric = shared_metric(runs) or {"name": "metric", "lower_is_better": True}
+    base = find_baseline(runs, baseline)
     base_score = _score(base, metric, split) if base else None
     base_ms = base.summary.get("backward_ms_per_step") if base else None
     rows = []
     for run in runs:
-        schedule = run.recipe.get("schedule") or []
+        schedule = run.schedule
         score = _score(run, metric, split)
         backward_ms = run.summary.get("backward_ms_per_step")
         rows.append({
@@ -118,29 +107,6 @@ def bench_table(paths: Iterable[Path]) -> pd.DataFrame:
                 "Speedup vs cuDNN": result.get("speedup_vs_cudnn"),
             })
     return pd.DataFrame(rows)
-
-
-def _metric(runs: list[RunRecord]) -> dict[str, Any]:
-    metrics = {json.dumps(run.summary["metric"], sort_keys=True): run.summary["metric"]
-               for run in runs if run.summary.get("metric")}
-    names = {metric["name"] for metric in metrics.values()}
-    if len(names) > 1:
-        raise ConfigError(f"the runs score with different metrics ({', '.join(sorted(names))}); "
-                          "make one table per task")
-    if not metrics:
-        return {"name": "metric", "lower_is_better": True}
-    return next(iter(metrics.values()))
-
-
-def _baseline(runs: list[RunRecord], name: str | None) -> RunRecord | None:
-    if name is not None:
-        for run in runs:
-            if run.name == name:
-                return run
-        raise ConfigError(f"--baseline: no run named {name!r}; runs: "
-                          f"{', '.join(run.name for run in runs)}")
-    dense = [run for run in runs if is_dense_run(run) and run.completed]
-    return dense[0] if dense else None
 
 
 def _score(run: RunRecord, metric: dict[str, Any], split: str) -> float | None:

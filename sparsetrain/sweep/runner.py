@@ -21,6 +21,7 @@ from typing import Callable
 
 from sparsetrain.sweep.spec import SweepRun, SweepSpec
 from sparsetrain.train.rundir import METRICS, RunDir
+from sparsetrain.train.summary import final_text
 
 POLL_S = 0.5
 
@@ -126,14 +127,17 @@ class SweepRunner:
 
     def _poll(self, state: RunState) -> None:
         directory = self.root / state.run.name
-        state.step, total = _progress(directory)
-        state.total_steps = total or state.total_steps
+        state.step = _last_step(directory)
+        if state.total_steps is None:  # written once, when the run starts
+            state.total_steps = (RunDir(directory).read_json("summary.json") or {}).get(
+                "total_steps")
         code = state.process.poll() if state.process else None
         if code is None:
             return
-        status = RunDir(directory).status()
+        summary = RunDir(directory).read_json("summary.json") or {}
+        status = summary.get("status")
         if code == 0 and status == "completed":
-            state.state, state.note = "completed", _final_text(directory)
+            state.state, state.note = "completed", final_text(summary)
         elif code in (128 + signal.SIGINT, 128 + signal.SIGTERM) and status == "interrupted":
             state.state, state.note = "interrupted", "resumes on the next sweep"
         else:
@@ -143,25 +147,19 @@ class SweepRunner:
         self.on_change(state)
 
 
-def _progress(directory: Path) -> tuple[int, int | None]:
-    summary = RunDir(directory).read_json("summary.json") or {}
-    step = 0
+def _last_step(directory: Path) -> int:
+    """The step of metrics.jsonl's last whole line, read from the file's tail only."""
     metrics = directory / METRICS
-    if metrics.is_file():
-        with open(metrics, "rb") as handle:
-            handle.seek(max(0, metrics.stat().st_size - 4096))
-            for line in handle.read().splitlines()[::-1]:
-                try:
-                    step = int(json.loads(line).get("step", 0))
-                    break
-                except (ValueError, AttributeError):
-                    continue
-    return step, summary.get("total_steps")
-
-
-def _final_text(directory: Path) -> str:
-    final = (RunDir(directory).read_json("summary.json") or {}).get("final") or {}
-    return ", ".join(f"{key} {value:.2f}" for key, value in final.items() if value is not None)
+    if not metrics.is_file():
+        return 0
+    with open(metrics, "rb") as handle:
+        handle.seek(max(0, metrics.stat().st_size - 4096))
+        for line in handle.read().splitlines()[::-1]:
+            try:
+                return int(json.loads(line).get("step", 0))
+            except (ValueError, AttributeError):
+                continue
+    return 0
 
 
 def _last_line(log: Path) -> str:

@@ -32,6 +32,12 @@ def merge_stats(old: dict[str, float], new: dict[str, float], old_steps: int,
     return merged
 
 
+def final_text(summary: dict[str, Any]) -> str:
+    """`valid_perplexity 95.11, test_perplexity 91.82`: a finished run's scores in a line."""
+    return ", ".join(f"{key} {value:.2f}" for key, value in (summary.get("final") or {}).items()
+                     if value is not None)
+
+
 def summary(setup: Setup, counters: dict[str, Any], status: str, message: str,
             wall_s: float) -> dict[str, Any]:
     plan, metric = setup.plan, setup.task.metric
