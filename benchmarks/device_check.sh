@@ -8,7 +8,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv | tee "$OUT/gp
 python3 -m pytest -q tests/test_kernels_units.py tests/test_kernels_layer.py \
     tests/test_kernels_inputs.py 2>&1 | tee "$OUT/tests.log" | tail -25
 python3 benchmarks/ceilings.py 2>&1 | tail -12
-for s in large; do python3 benchmarks/breakdown.py $s 2>&1 | tail -40; done
+python3 benchmarks/kernel_times.py large xl ptb nmt > "$OUT/kernel_times.log" 2>&1; grep "==" "$OUT/kernel_times.log"
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
     python3 -c "from sparsetrain.cli import main; main()" bench --out "$OUT/bench.json" "$@" 2>&1 | tee "$OUT/bench.log"
 fi

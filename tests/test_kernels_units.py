@@ -79,6 +79,16 @@ def test_backward_step_gives_dnet_and_the_next_cell_gradient(dtype):
     assert relative_error(dc, dc_ref) < 1e-5
 
 
+def test_backward_step_can_clear_the_recurrent_gradient_once_read():
+    n, hidden = 64, 64
+    dh_rec, grad_out, dc, gates, c, c_prev = _backward_inputs(n, hidden, torch.float32)
+    dnet_ref, _ = _backward_reference(dh_rec, grad_out, dc, gates, c, c_prev)
+    dnet = poisoned(n, 4 * hidden)
+    backward_step(dh_rec, grad_out, dc, gates, c, c_prev, dnet, clear_dh_rec=True)
+    assert relative_error(dnet, dnet_ref) < POINTWISE_TOLERANCE[torch.float32]
+    assert torch.equal(dh_rec, torch.zeros_like(dh_rec))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout,group,rows", [("coarse", 4, 32), ("fine", 4, 8), ("coarse", 8, 16)])
 def test_backward_step_norms_cover_each_slice_and_row_chunk(dtype, layout, group, rows):
@@ -132,8 +142,9 @@ def test_coarse_select_keeps_the_largest_slices_of_each_region(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fine_select_keeps_the_largest_blocks_of_each_slice(dtype):
-    n, width, My, Mx, K = 64, 128, 8, 4, 3
+@pytest.mark.parametrize("Mx", [4, 2])  # 4: moved as vectors, 2: one element at a time
+def test_fine_select_keeps_the_largest_blocks_of_each_slice(dtype, Mx):
+    n, width, My, K = 64, 128, 8, 3
     blocks, slices = n // My, width // Mx
     dnet = randn(n, width, dtype=dtype)
     norms = torch.rand(slices, blocks, device="cuda")
@@ -180,8 +191,9 @@ def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, spl
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (6, 2), (4, 3)])
-def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S):
-    steps, n, P, regions, features = 3, 32, 4, 4, 160
+@pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
+def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps):
+    n, P, regions, features = 32, 4, 4, 160
     keep = R - S
     values = randn(steps * n, regions * keep * P, dtype=dtype)
     x = randn(steps * n, features, dtype=dtype)
@@ -216,14 +228,23 @@ def test_step_column_sums_scatter_kept_columns_and_zero_the_rest(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_zero_dropped_blocks_clears_exactly_the_masked_blocks(dtype):
-    n, width, My, Mx = 32, 64, 8, 4
+@pytest.mark.parametrize("Mx", [4, 2])
+def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx):
+    n, width, My, K = 32, 64, 8, 2
+    blocks, slices = n // My, width // Mx
     dnet = randn(n, width, dtype=dtype)
     before = dnet.clone()
-    mask = (torch.rand(n // My, width // Mx, device="cuda") > 0.5).to(torch.uint8)
-    products.zero_dropped_blocks(dnet, mask, My, Mx)
-    expected = before * mask.repeat_interleave(My, 0).repeat_interleave(Mx, 1).to(dtype)
-    assert torch.equal(dnet, expected)
+    norms = torch.rand(slices, blocks, device="cuda")
+    index = torch.empty(slices, blocks - K, dtype=torch.int32, device="cuda")
+    values = poisoned(slices, blocks - K, My, Mx, dtype=dtype)
+    keep_mask = torch.empty(blocks, slices, dtype=torch.uint8, device="cuda")
+    fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, poisoned(slices, 2))
+    for c in range(slices):
+        kept = _ranked_keep(norms[c].tolist(), blocks - K)
+        for b in range(blocks):
+            rows, columns = slice(b * My, (b + 1) * My), slice(c * Mx, (c + 1) * Mx)
+            expected = before[rows, columns] if b in kept else torch.zeros_like(before[rows, columns])
+            assert torch.equal(dnet[rows, columns], expected)
 
 
 def test_a_compile_error_names_the_cu_file(tmp_path, monkeypatch):

@@ -82,6 +82,17 @@ def _argument(value: Any) -> Any:
     return numpy.int32(value)
 
 
+DEFAULT_SHARED_LIMIT = 48 * 1024
+_shared_limits: dict[tuple[str, str, int], int] = {}
+
+
+def _allow_shared(function: Any, key: tuple[str, str, int], shared_mem: int) -> None:
+    """Past 48 KB a kernel's dynamic shared memory must be opted into, once per function."""
+    if shared_mem > max(DEFAULT_SHARED_LIMIT, _shared_limits.get(key, 0)):
+        function.max_dynamic_shared_size_bytes = shared_mem
+        _shared_limits[key] = shared_mem
+
+
 def launch(module: str, name: str, grid: Sequence[int],
            block: Sequence[int], args: Sequence[Any], shared_mem: int = 0) -> None:
     """Run `name` from `<module>.cu` on torch's current stream."""
@@ -89,6 +100,7 @@ def launch(module: str, name: str, grid: Sequence[int],
     import cupy
 
     function = kernel(module, name)
+    _allow_shared(function, (module, name, torch.cuda.current_device()), shared_mem)
     device = torch.cuda.current_device()
     stream = _external_stream(torch.cuda.current_stream().cuda_stream, device)
     with cupy.cuda.Device(device), stream:

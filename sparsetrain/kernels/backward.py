@@ -7,7 +7,7 @@ s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T
     coarse  norms fused into the cell step; selection writes the compact form; every product
             reads only the kept slices (index into W rows / dW rows, nothing copied)
     fine    norms fused into the cell step; selection writes the compact form and a block
-            mask; dropped blocks are zeroed in dnet and the products run dense
+            mask and zeroes the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
             index_add into the weight gradients, per step
 """
@@ -25,8 +25,8 @@ from sparsetrain.sparsify import Sparsifier
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
 DENSE_REGION = 8
-COARSE_ROWS_PER_CHUNK = 32
-SPLIT_K_TARGET_BLOCKS = 132  # one wave on an H100
+COARSE_ROWS_PER_CHUNK = 8   # rows per partial norm: more, smaller cell-step blocks
+SPLIT_K_TARGET_BLOCKS = 264  # two waves on an H100
 
 
 @dataclass
@@ -53,6 +53,8 @@ class LayerGrads:
     d_bias: torch.Tensor
     # per step: sparsity, kept and total squared norm of dnet (statistics, see record_stats)
     step_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    # per step: kept fraction, ||s|| and ||dnet|| (T x 3), made by run() from step_stats
+    step_records: torch.Tensor | None = None
 
 
 def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
@@ -68,6 +70,8 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
             return f"4H={width} is not divisible by P*R"
         if products.wgrad_regions_per_block(P, R, spec["S"]) == 0:
             return f"coarse R={R}, S={spec['S']}, P={P}: regions too large for the kernels"
+        if (width // (P * R)) * (R - spec["S"]) * P % 8:
+            return "coarse: the kept columns per step must be a multiple of 8"
         return None
     if name == "fine":
         if spec["Mx"] not in (1, 2, 4, 8, 16, 32) or batch % spec["My"]:
@@ -79,8 +83,10 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
 
 
 def _split_k(rows: int, features: int, kc: int) -> int:
+    """Enough blocks for two waves, each with at least 4 tiles to stream through its pipeline."""
     blocks = -(-features // products.TILE_COLUMNS) * (rows // products.TILE_ROWS)
-    return max(1, min(kc // 256, SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
+    least_depth = 4 * products.TILE_DEPTH
+    return max(1, min(kc // least_depth, SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
 
 
 def record_stats(sparsifier: Sparsifier, grads: LayerGrads) -> None:
@@ -90,12 +96,7 @@ def record_stats(sparsifier: Sparsifier, grads: LayerGrads) -> None:
     count as calls that kept everything.
     """
     steps = grads.d_x.shape[0] // grads.d_h0.shape[0]
-    if grads.step_stats is None:
-        sparsifier.record_steps(None, steps)
-        return
-    sparsity, kept, total = grads.step_stats
-    records = torch.stack([1 - sparsity, kept.clamp(min=0).sqrt(), total.clamp(min=0).sqrt()], 1)
-    sparsifier.record_steps(records, steps)
+    sparsifier.record_steps(grads.step_records, steps)
 
 
 class _Loop:
@@ -105,21 +106,22 @@ class _Loop:
         self.s = state
         self.steps, self.batch, self.hidden = state.output.shape
         self.width = 4 * self.hidden
-        device = state.x.device
-        self.dh = (state.d_h_last.float().contiguous() if state.d_h_last is not None
-                   else torch.zeros(self.batch, self.hidden, device=device))
-        self.dc = (state.d_c_last.float().contiguous() if state.d_c_last is not None
-                   else torch.zeros(self.batch, self.hidden, device=device))
+        # Fresh buffers: the steps update both in place, and the caller's gradients must stay.
+        self.dh = self._start(state.d_h_last)
+        self.dc = self._start(state.d_c_last)
 
-    def cell(self, t: int, dnet: torch.Tensor, norms=None, group=1, rows=32, layout="none"):
+    def _start(self, gradient: torch.Tensor | None) -> torch.Tensor:
+        buffer = torch.zeros(self.batch, self.hidden, device=self.s.x.device)
+        return buffer if gradient is None else buffer.copy_(gradient)
+
+    def cell(self, t: int, dnet: torch.Tensor, norms=None, group=1, rows=8, layout="none"):
         s = self.s
         backward_step(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1], s.cells[t],
-                      dnet, norms, group, rows, layout)
+                      dnet, norms, group, rows, layout, clear_dh_rec=True)
 
     def recur(self, values: torch.Tensor, index: torch.Tensor, P: int) -> None:
+        """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
         split = _split_k(self.batch, self.hidden, values.shape[1])
-        if split > 1:
-            self.dh.zero_()
         products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
 
     def h_prev(self) -> torch.Tensor:
@@ -195,7 +197,6 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     def select_step(t: int, dnet: torch.Tensor) -> None:
         loop.cell(t, dnet, norms, Mx, My, "fine")
         fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy[t])
-        products.zero_dropped_blocks(dnet, keep_mask, My, Mx)
 
     grads = _dense(sparsifier, loop, select_step)
     grads.step_stats = (torch.full((T,), K / blocks, device=device), energy[..., 0].sum(1),
@@ -234,6 +235,13 @@ PLANS = {"dense": _dense, "coarse": _coarse, "fine": _fine, "meprop": _meprop}
 
 
 def run(sparsifier: Sparsifier, state: LayerState) -> LayerGrads:
-    """All gradients of the layer; statistics are left in `step_stats` for record_stats."""
+    """All gradients of the layer; statistics are left in `step_records` for record_stats
+    (made here, on the device, so that a captured graph makes them too)."""
     loop = _Loop(state)
-    return PLANS[sparsifier.name](sparsifier, loop)
+    grads = PLANS[sparsifier.name](sparsifier, loop)
+    if grads.step_stats is not None:
+        sparsity, kept, total = grads.step_stats
+        grads.step_records = torch.stack(
+            [1 - sparsity, kept.clamp(min=0).sqrt(), total.clamp(min=0).sqrt()], 1)
+        grads.step_stats = None
+    return grads

@@ -12,6 +12,23 @@ template <> __device__ __forceinline__ float from_f<float>(float x) { return x; 
 template <> __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __float2bfloat16(x); }
 
 
+// 4-element vectors (8 B bf16, 16 B float32): one load or store moves a P = 4 slice row.
+template <typename T> struct Vec4;
+template <> struct Vec4<float> { typedef float4 type; };
+template <> struct Vec4<bf16> { typedef uint2 type; };
+
+template <typename T> __device__ __forceinline__ typename Vec4<T>::type load4(const T* p) {
+    return *reinterpret_cast<const typename Vec4<T>::type*>(p);
+}
+template <typename T> __device__ __forceinline__ void store4(T* p, typename Vec4<T>::type v) {
+    *reinterpret_cast<typename Vec4<T>::type*>(p) = v;
+}
+template <typename T> __device__ __forceinline__ typename Vec4<T>::type zero4() {
+    typename Vec4<T>::type v;
+    memset(&v, 0, sizeof(v));
+    return v;
+}
+
 // One warp-wide tensor-core step C(16x8, fp32) += A(16xK) B(Kx8), operands from shared memory.
 // Fragment layouts are PTX's (g = lane / 4 picks the row of A / column of B, t = lane % 4 the
 // k position). Three shared-memory layouts are read:
@@ -102,3 +119,15 @@ template <> struct Mma<float> {
 // Accumulator element e (0..3) of an m16n8 tile sits at row g + 8*(e/2), column 2t + e%2.
 __device__ __forceinline__ int acc_row(int e, int g) { return g + 8 * (e >> 1); }
 __device__ __forceinline__ int acc_col(int e, int t) { return 2 * t + (e & 1); }
+
+// Asynchronous 16-byte global -> shared copies (sm_80+): a tile's loads stay in flight while the
+// tensor cores work on earlier tiles. Bytes past `src_bytes` (0..16) are filled with zeros, so
+// edges and padding need no separate stores. Groups complete in the order they were committed.
+__device__ __forceinline__ void copy_async16(void* shared, const void* global, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                 :: "r"(smem_address(shared)), "l"(global), "r"(src_bytes));
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int PENDING> __device__ __forceinline__ void copy_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING));
+}

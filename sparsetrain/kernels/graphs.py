@@ -63,8 +63,9 @@ def _capture(sparsifier: Sparsifier, state: plans.LayerState) -> _Captured:
     return _Captured(graph, inputs, grads)
 
 
-def _clone_stats(stats):
-    return None if stats is None else tuple(t.clone() for t in stats)
+def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
+    return [(f.name, getattr(record, f.name)) for f in dataclasses.fields(record)
+            if isinstance(getattr(record, f.name), torch.Tensor)]
 
 
 def run(sparsifier: Sparsifier, state: plans.LayerState) -> plans.LayerGrads:
@@ -81,14 +82,15 @@ def run(sparsifier: Sparsifier, state: plans.LayerState) -> plans.LayerGrads:
         while len(_graphs) > CACHED_GRAPHS:
             _graphs.popitem(last=False)
     _graphs.move_to_end(key)
-    for field in dataclasses.fields(state):
-        source = getattr(state, field.name)
-        if source is not None:
-            getattr(captured.inputs, field.name).copy_(source)
+    # One multi-tensor copy each way: per-tensor copies cost more host time than device time.
+    sources = _tensors(state)
+    torch._foreach_copy_([getattr(captured.inputs, name) for name, _ in sources],
+                         [tensor for _, tensor in sources])
     captured.graph.replay()
-    grads = plans.LayerGrads(**{
-        f.name: (_clone_stats(getattr(captured.grads, f.name)) if f.name == "step_stats"
-                 else getattr(captured.grads, f.name).clone())
-        for f in dataclasses.fields(captured.grads)})
+    outputs = _tensors(captured.grads)
+    fresh = [torch.empty_like(tensor) for _, tensor in outputs]
+    torch._foreach_copy_(fresh, [tensor for _, tensor in outputs])
+    grads = dataclasses.replace(captured.grads, **{name: tensor for (name, _), tensor
+                                                   in zip(outputs, fresh)})
     plans.record_stats(sparsifier, grads)
     return grads

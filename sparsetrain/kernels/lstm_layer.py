@@ -62,6 +62,9 @@ class CupyLSTMLayer(torch.autograd.Function):
             h = output[t]
         ctx.sparsifier = sparsifier
         ctx.has_bias = b_ih is not None
+        # Unused outputs (h_n, c_n mostly) then come as None, not as freshly filled zeros:
+        # two fills cost ~0.3 ms of host time per backward on the device seen.
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, w_ih, w_hh, output, cells, gates)
         return output, output[-1].clone(), cells[-1].to(x.dtype, copy=True)
 

@@ -27,10 +27,13 @@ __device__ void forward_step(const T* net, const float* c_prev, T* gates, float*
 // norms of the stored dnet over groups of `group` consecutive columns and the rows of this
 // block's row chunk (rows_per_chunk = gridDim-y chunking). norm_layout 0: none;
 // 1 (coarse): norms[chunk][column group]; 2 (fine): norms[column group][chunk].
+// clear_dh_rec: dh_rec is zeroed once read, ready for the split-K product that adds the next
+// step's dh_rec into it (saves a memset launch per step).
 template <typename T>
-__device__ void backward_step(const float* dh_rec, const T* grad_out, float* dc, const T* gates,
+__device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const T* gates,
                               const float* c, const float* c_prev, T* dnet, float* norms,
-                              int N, int H, int group, int rows_per_chunk, int norm_layout) {
+                              int N, int H, int group, int rows_per_chunk, int norm_layout,
+                              int clear_dh_rec) {
     __shared__ float partial[4][8][33];
     int tx = threadIdx.x, ty = threadIdx.y;
     int j = blockIdx.x * 32 + tx;
@@ -43,6 +46,7 @@ __device__ void backward_step(const float* dh_rec, const T* grad_out, float* dc,
         float i = to_f(grow[j]), f = to_f(grow[H + j]), g = to_f(grow[2 * H + j]),
               o = to_f(grow[3 * H + j]);
         float dh = dh_rec[k] + to_f(grad_out[k]);
+        if (clear_dh_rec) dh_rec[k] = 0.f;
         float tc = tanhf(c[k]);
         float dcv = dc[k] + dh * o * (1.f - tc * tc);
         float d[4];
@@ -90,12 +94,12 @@ FORWARD_ENTRY(lstm_forward_step_float32, float)
 FORWARD_ENTRY(lstm_forward_step_bfloat16, bf16)
 
 #define BACKWARD_ENTRY(NAME, T)                                                              \
-    extern "C" __global__ void NAME(const float* dh_rec, const T* grad_out, float* dc,        \
+    extern "C" __global__ void NAME(float* dh_rec, const T* grad_out, float* dc,              \
                                     const T* gates, const float* c, const float* c_prev,      \
                                     T* dnet, float* norms, int N, int H, int group,           \
-                                    int rows_per_chunk, int norm_layout) {                    \
+                                    int rows_per_chunk, int norm_layout, int clear_dh_rec) {  \
         backward_step<T>(dh_rec, grad_out, dc, gates, c, c_prev, dnet, norms, N, H, group,    \
-                         rows_per_chunk, norm_layout);                                        \
+                         rows_per_chunk, norm_layout, clear_dh_rec);                          \
     }
 BACKWARD_ENTRY(lstm_backward_step_float32, float)
 BACKWARD_ENTRY(lstm_backward_step_bfloat16, bf16)

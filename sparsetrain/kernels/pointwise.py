@@ -40,8 +40,10 @@ def norm_shape(layout: str, rows: int, width: int, group: int, rows_per_chunk: i
 def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor,
                   gates: torch.Tensor, c: torch.Tensor, c_prev: torch.Tensor,
                   dnet: torch.Tensor, norms: torch.Tensor | None = None, group: int = 1,
-                  rows_per_chunk: int = 32, layout: str = "none") -> None:
-    """dnet from dh = dh_rec + grad_out and dc; dc becomes dc_{t-1}.
+                  rows_per_chunk: int = 32, layout: str = "none",
+                  clear_dh_rec: bool = False) -> None:
+    """dnet from dh = dh_rec + grad_out and dc; dc becomes dc_{t-1}; with clear_dh_rec, dh_rec
+    becomes zeros once read (for a split-K product that adds into it next).
 
     With layout "coarse" (norms: chunks x 4H/group) or "fine" (norms: 4H/group x chunks), also
     the squared L2 norm of the stored dnet over each `group` columns x `rows_per_chunk` rows.
@@ -65,4 +67,4 @@ def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor
            (hidden // 32, -(-n // rows_per_chunk)), (32, ROWS_PER_THREAD_BLOCK),
            (dh_rec, grad_out, dc, gates, c, c_prev, dnet,
             norms if norms is not None else dc, n, hidden, group, rows_per_chunk,
-            NORM_LAYOUTS[layout]))
+            NORM_LAYOUTS[layout], int(clear_dh_rec)))

@@ -7,13 +7,39 @@ import torch
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
+# Mirrors products.cu's tile constants (GM_* for gather_mm, WG_* for region_wgrad).
 TILE_COLUMNS = 128   # gather_mm: output columns per block
 TILE_ROWS = 64       # gather_mm: output rows per block (8 warps, 2 x 4)
-WGRAD_COLUMNS = 32   # region_wgrad: output columns per block (4 warps, one m16 each)
+TILE_DEPTH = 32
+GATHER_STAGES = 4
+WGRAD_COLUMNS = 128  # region_wgrad: output columns per block (8 warps, 2 x 4)
 WGRAD_COMPACT_ROWS = 64
-ACCUMULATOR_LIMIT = 32 * 1024  # region_wgrad's shared accumulator (static tiles use the rest)
+WGRAD_DEPTH = 32
+WGRAD_STAGES = 3
+WGRAD_ACCUMULATOR_STRIDE = WGRAD_COLUMNS + 8
+ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
                   (torch.bfloat16, torch.bfloat16)}
+
+
+def chunk_elements(dtype: torch.dtype) -> int:
+    """Elements per 16-byte asynchronous copy: row lengths must be multiples of this."""
+    return 16 // (2 if dtype == torch.bfloat16 else 4)
+
+
+def _padded(width: int, dtype: torch.dtype) -> int:
+    return width + chunk_elements(dtype)
+
+
+def gather_shared_bytes(dtype: torch.dtype) -> int:
+    stage = (TILE_ROWS * _padded(TILE_DEPTH, dtype) + TILE_DEPTH * _padded(TILE_COLUMNS, dtype))
+    return GATHER_STAGES * stage * dtype.itemsize
+
+
+def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int) -> int:
+    stage = WGRAD_DEPTH * (_padded(WGRAD_COMPACT_ROWS, dtype) + _padded(WGRAD_COLUMNS, dtype))
+    return (accumulator_rows * WGRAD_ACCUMULATOR_STRIDE * 4
+            + WGRAD_STAGES * stage * dtype.itemsize)
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
@@ -32,6 +58,10 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
                 and m % rows_per_group == 0 and b.dim() == 2 and b.shape[1] % 4 == 0,
                 f"gather_mm: need 4 | P ({P}) | Kc ({kc}), {TILE_ROWS} | rows_per_group "
                 f"({rows_per_group}) | M ({m}), 4 | F")
+    chunk = chunk_elements(a.dtype)
+    expect_rule(kc % chunk == 0 and b.shape[1] % chunk == 0,
+                f"gather_mm: Kc ({kc}) and F ({b.shape[1]}) must be multiples of {chunk} "
+                f"for {a.dtype}")
     expect_rule(split_k == 1 or out.dtype == torch.float32, "gather_mm: split_k needs float32 out")
     expect(a, "a", a.dtype)
     expect(b, "b", a.dtype, (b.shape[0], b.shape[1]) if b.dim() == 2 else (-1, -1))
@@ -40,22 +70,35 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     features = b.shape[1]
     launch("products", f"gather_mm_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            (-(-features // TILE_COLUMNS), m // TILE_ROWS, split_k), (256,),
-           (a, b, index, P, rows_per_group, out, m, kc, features))
+           (a, b, index, P, rows_per_group, out, m, kc, features),
+           shared_mem=gather_shared_bytes(a.dtype))
 
 
 def wgrad_regions_per_block(P: int, R: int, S: int) -> int:
-    """Whole regions one region_wgrad block takes (0: the method's regions do not fit)."""
+    """Whole regions one region_wgrad block takes (0: the method's regions do not fit).
+
+    A block's compact columns start on a 16-byte boundary in either dtype (a multiple of 8).
+    """
     kept_columns = (R - S) * P
-    if kept_columns > WGRAD_COMPACT_ROWS:
+    per_block = min(WGRAD_COMPACT_ROWS // kept_columns, ACCUMULATOR_ROWS // (R * P))
+    while per_block > 1 and (per_block * kept_columns) % 8:
+        per_block -= 1
+    if per_block == 0 or (per_block * kept_columns) % 8:
         return 0
-    per_block = WGRAD_COMPACT_ROWS // kept_columns
-    return per_block if per_block * R * P * WGRAD_COLUMNS * 4 <= ACCUMULATOR_LIMIT else 0
+    return per_block
+
+
+WGRAD_TARGET_BLOCKS = 264  # two waves on an H100: fewer blocks split the steps between them
+WGRAD_LEAST_STEPS = 4      # steps per block, at least
 
 
 def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: int, R: int,
                  S: int, steps: int, out: torch.Tensor) -> None:
     """out (G*R*P, F) float32 = sum over steps of s_t^T x_t; values (steps*N, G*(R-S)*P),
-    x (steps*N, F), index (steps, G*(R-S)) global slice numbers, ascending per region."""
+    x (steps*N, F), index (steps, G*(R-S)) global slice numbers, ascending per region.
+
+    Where the (column, region) blocks are too few to fill the GPU, the steps are split
+    between blocks that add into out (zeroed here first)."""
     expect_kernel_dtype(values.dtype, "values")
     rows, kc = values.shape
     expect_rule(steps > 0 and rows % steps == 0, f"region_wgrad: {steps} steps must divide {rows}")
@@ -65,17 +108,25 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
                 "multiple of 4")
     regions_per_block = wgrad_regions_per_block(P, R, S)
     expect_rule(regions_per_block > 0, f"region_wgrad: (R-S)*P={(R - S) * P} compact columns "
-                f"per region or R*P={R * P} rows exceed the shared-memory accumulator")
+                f"per region or R*P={R * P} rows exceed the shared-memory accumulator "
+                f"(or no whole number of regions fills a multiple of 8 columns)")
+    chunk = chunk_elements(values.dtype)
+    expect_rule(kc % chunk == 0 and (x.dim() != 2 or x.shape[1] % chunk == 0),
+                f"region_wgrad: Kc ({kc}) and x's width must be multiples of {chunk} "
+                f"for {values.dtype}")
     regions = kc // ((R - S) * P)
     features = x.shape[1] if x.dim() == 2 else -1
     expect(values, "values", values.dtype)
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(out, "out", torch.float32, (regions * R * P, features))
-    launch("products", f"region_wgrad_{DTYPE_NAMES[values.dtype]}",
-           (-(-features // WGRAD_COLUMNS), -(-regions // regions_per_block)), (128,),
+    grid = (-(-features // WGRAD_COLUMNS), -(-regions // regions_per_block))
+    split = max(1, min(steps // WGRAD_LEAST_STEPS, WGRAD_TARGET_BLOCKS // (grid[0] * grid[1])))
+    if split > 1:
+        out.zero_()
+    launch("products", f"region_wgrad_{DTYPE_NAMES[values.dtype]}", (*grid, split), (256,),
            (values, x, index, P, R, S, steps, rows // steps, features, kc, regions_per_block,
-            out), shared_mem=regions_per_block * R * P * WGRAD_COLUMNS * 4)
+            out), shared_mem=wgrad_shared_bytes(values.dtype, regions_per_block * R * P))
 
 
 def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
@@ -91,14 +142,3 @@ def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: in
     expect(out, "out", torch.float32, (steps, width))
     launch("products", f"step_column_sums_{DTYPE_NAMES[values.dtype]}",
            (-(-width // 32), steps), (32, 8), (values, slot, P, rows // steps, kc, width, out))
-
-
-def zero_dropped_blocks(dnet: torch.Tensor, keep_mask: torch.Tensor, My: int, Mx: int) -> None:
-    """Zero, in place, the My x Mx blocks of dnet whose keep_mask (N/My, 4H/Mx) entry is 0."""
-    expect_kernel_dtype(dnet.dtype, "dnet")
-    n, width = dnet.shape
-    expect_rule(n % My == 0 and width % Mx == 0, "zero_dropped_blocks: My | N and Mx | 4H")
-    expect(dnet, "dnet", dnet.dtype)
-    expect(keep_mask, "keep_mask", torch.uint8, (n // My, width // Mx))
-    launch("products", f"zero_dropped_blocks_{DTYPE_NAMES[dnet.dtype]}",
-           (-(-(n * width) // 256),), (256,), (dnet, keep_mask, n, width, My, Mx))

@@ -1,6 +1,11 @@
 // Structured selections from the squared slice / block norms of one step's dnet, writing the
 // compact form and its index (layouts in sparsetrain.sparsify; ties keep the lower index).
-// One block per region (coarse) or column slice (fine); blockDim.x >= R (or N/My), <= 1024.
+// The decision is tiny; the copy of the kept values is what takes time, so every block
+// decides again for its own group and copies only its share, with 4-element vectors.
+
+#define SELECT_THREADS 128
+#define SELECT_ROWS 32    // coarse: rows of dnet one block copies
+#define MAX_GROUP 1024
 
 // Rank of `mine` among `count` norms: how many beat it (larger, or equal with lower index).
 __device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
@@ -10,88 +15,99 @@ __device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
     return rank;
 }
 
-// Coarse: partial norms [chunks][4H/P]; region g holds slices g*R .. g*R+R-1.
-// Writes index[g*(R-S) + pos] (global slice number), slot[slice] (compact slice or -1),
-// values [N][G*(R-S)*P] and energy[g] = (kept, total) squared norm.
+// Marks the `keep` largest of norm[0..count) in kept[], lists them ascending in order[] and
+// gives each kept one its place in that list (position[q]; -1 when dropped).
+__device__ void choose(const float* norm, int count, int keep, int* kept, int* order,
+                       int* position) {
+    for (int q = threadIdx.x; q < count; q += blockDim.x) kept[q] = rank_of(norm, count, q) < keep;
+    __syncthreads();
+    for (int q = threadIdx.x; q < count; q += blockDim.x) {
+        int pos = -1;
+        if (kept[q]) {
+            pos = 0;
+            for (int before = 0; before < q; ++before) pos += kept[before];
+            order[pos] = q;
+        }
+        position[q] = pos;
+    }
+    __syncthreads();
+}
+
+__device__ void write_energy(const float* norm, const int* kept, int count, float* energy) {
+    float total = 0.f, part = 0.f;
+    for (int q = 0; q < count; ++q) { total += norm[q]; part += kept[q] ? norm[q] : 0.f; }
+    energy[0] = part;
+    energy[1] = total;
+}
+
+// Coarse: partial norms [chunks][4H/P]; region g = blockIdx.x holds slices g*R .. g*R+R-1;
+// blockIdx.y picks SELECT_ROWS rows to copy. Writes index[g*(R-S) + pos] (global slice number),
+// slot[slice] (compact slice or -1), values [N][G*(R-S)*P] and energy[g] = (kept, total).
 template <typename T>
 __device__ void coarse_select(const float* partial, int chunks, const T* dnet, int N, int cols,
                               int P, int R, int S, int* index, int* slot, T* values,
                               float* energy) {
-    __shared__ float norm[1024];
-    __shared__ int kept[1024];
-    __shared__ int kept_slice[1024];
-    int r = threadIdx.x, g = blockIdx.x, slices = cols / P, keep = R - S;
-    if (r < R) {
+    __shared__ float norm[MAX_GROUP];
+    __shared__ int kept[MAX_GROUP];
+    __shared__ int order[MAX_GROUP];
+    __shared__ int position[MAX_GROUP];
+    int tid = threadIdx.x, g = blockIdx.x, slices = cols / P, keep = R - S;
+    for (int r = tid; r < R; r += blockDim.x) {
         float s = 0.f;
         for (int k = 0; k < chunks; ++k) s += partial[(size_t)k * slices + g * R + r];
         norm[r] = s;
     }
     __syncthreads();
-    if (r < R) kept[r] = rank_of(norm, R, r) < keep;
-    __syncthreads();
-    if (r < R) {
-        int pos = 0;
-        for (int q = 0; q < r; ++q) pos += kept[q];
-        int global = g * R + r;
-        if (kept[r]) {
-            index[g * keep + pos] = global;
-            kept_slice[pos] = global;
-            slot[global] = g * keep + pos;
-        } else {
-            slot[global] = -1;
-        }
+    choose(norm, R, keep, kept, order, position);
+    if (blockIdx.y == 0) {
+        for (int pos = tid; pos < keep; pos += blockDim.x) index[g * keep + pos] = g * R + order[pos];
+        for (int r = tid; r < R; r += blockDim.x)
+            slot[g * R + r] = kept[r] ? g * keep + position[r] : -1;
+        if (tid == 0) write_energy(norm, kept, R, energy + 2 * g);
     }
-    __syncthreads();
-    if (r == 0) {
-        float total = 0.f, part = 0.f;
-        for (int q = 0; q < R; ++q) { total += norm[q]; part += kept[q] ? norm[q] : 0.f; }
-        energy[2 * g] = part;
-        energy[2 * g + 1] = total;
-    }
-    int width = keep * P, row_width = (cols / (P * R)) * width;
-    for (int e = r; e < N * width; e += blockDim.x) {
-        int n = e / width, qc = e % width;
-        values[(size_t)n * row_width + g * width + qc] =
-            dnet[(size_t)n * cols + kept_slice[qc / P] * P + qc % P];
+    int width = keep * P, row_width = (cols / (P * R)) * width, vectors = width / 4;
+    int row0 = blockIdx.y * SELECT_ROWS, rows = min(SELECT_ROWS, N - row0);
+    for (int e = tid; e < rows * vectors; e += blockDim.x) {
+        int n = row0 + e / vectors, q = (e % vectors) * 4;
+        int column = (g * R + order[q / P]) * P + q % P;
+        store4(values + (size_t)n * row_width + g * width + q, load4(dnet + (size_t)n * cols + column));
     }
 }
 
-// Fine: norms [C][B] (B = N/My row blocks); slice c is columns c*Mx .. c*Mx+Mx-1.
+// Fine: norms [C][B] (B = N/My row blocks); slice c = blockIdx.x is columns c*Mx .. c*Mx+Mx-1.
 // Writes index[c*(B-K) + pos] (row-block number), values [C][B-K][My][Mx],
-// keep_mask[b*C + c] (1 kept, 0 dropped) and energy[c] = (kept, total).
+// keep_mask[b*C + c] (1 kept, 0 dropped), energy[c] = (kept, total), and zeroes the dropped
+// blocks in dnet (the products then run on dnet as it stands).
 template <typename T>
-__device__ void fine_select(const float* norms, const T* dnet, int N, int cols, int My, int Mx,
+__device__ void fine_select(const float* norms, T* dnet, int N, int cols, int My, int Mx,
                             int K, int* index, T* values, unsigned char* keep_mask,
                             float* energy) {
-    __shared__ float norm[1024];
-    __shared__ int kept[1024];
-    __shared__ int kept_block[1024];
-    int b = threadIdx.x, c = blockIdx.x, B = N / My, keep = B - K, C = cols / Mx;
-    if (b < B) norm[b] = norms[(size_t)c * B + b];
+    __shared__ float norm[MAX_GROUP];
+    __shared__ int kept[MAX_GROUP];
+    __shared__ int order[MAX_GROUP];
+    __shared__ int position[MAX_GROUP];
+    int tid = threadIdx.x, c = blockIdx.x, B = N / My, keep = B - K, C = cols / Mx;
+    for (int b = tid; b < B; b += blockDim.x) norm[b] = norms[(size_t)c * B + b];
     __syncthreads();
-    if (b < B) kept[b] = rank_of(norm, B, b) < keep;
-    __syncthreads();
-    if (b < B) {
-        int pos = 0;
-        for (int q = 0; q < b; ++q) pos += kept[q];
-        if (kept[b]) {
-            index[c * keep + pos] = b;
-            kept_block[pos] = b;
-        }
-        keep_mask[(size_t)b * C + c] = kept[b];
-    }
-    __syncthreads();
-    if (b == 0) {
-        float total = 0.f, part = 0.f;
-        for (int q = 0; q < B; ++q) { total += norm[q]; part += kept[q] ? norm[q] : 0.f; }
-        energy[2 * c] = part;
-        energy[2 * c + 1] = total;
-    }
+    choose(norm, B, keep, kept, order, position);
+    for (int pos = tid; pos < keep; pos += blockDim.x) index[c * keep + pos] = order[pos];
+    for (int b = tid; b < B; b += blockDim.x) keep_mask[(size_t)b * C + c] = kept[b];
+    if (tid == 0) write_energy(norm, kept, B, energy + 2 * c);
     int block = My * Mx;
-    for (int e = b; e < keep * block; e += blockDim.x) {
-        int pos = e / block, y = (e % block) / Mx, x = e % Mx;
-        values[(size_t)c * keep * block + e] =
-            dnet[(size_t)(kept_block[pos] * My + y) * cols + c * Mx + x];
+    T* compact = values + (size_t)c * keep * block;
+    int width = Mx % 4 ? 1 : 4;  // elements moved at once
+    int pieces = block / width;
+    for (int e = tid; e < B * pieces; e += blockDim.x) {  // e walks dnet's column slice
+        int b = e / pieces, y = (e % pieces) * width / Mx, x = (e % pieces) * width % Mx;
+        T* at = dnet + (size_t)(b * My + y) * cols + c * Mx + x;
+        T* to = compact + (size_t)position[b] * block + y * Mx + x;
+        if (width == 4) {
+            if (kept[b]) store4(to, load4(at));
+            else store4(at, zero4<T>());
+        } else {
+            if (kept[b]) *to = *at;
+            else *at = from_f<T>(0.f);
+        }
     }
 }
 
@@ -105,7 +121,7 @@ COARSE_ENTRY(coarse_select_float32, float)
 COARSE_ENTRY(coarse_select_bfloat16, bf16)
 
 #define FINE_ENTRY(NAME, T)                                                                  \
-    extern "C" __global__ void NAME(const float* norms, const T* dnet, int N, int cols, int My, \
+    extern "C" __global__ void NAME(const float* norms, T* dnet, int N, int cols, int My,       \
                                     int Mx, int K, int* index, T* values,                     \
                                     unsigned char* keep_mask, float* energy) {                \
         fine_select<T>(norms, dnet, N, cols, My, Mx, K, index, values, keep_mask, energy);    \

@@ -7,7 +7,9 @@ import torch
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
-MAX_GROUP = 1024  # one thread per slice of a region / block of a slice
+MAX_GROUP = 1024     # slices of a region / blocks of a slice (select.cu's shared arrays)
+THREADS = 128        # select.cu's SELECT_THREADS
+COARSE_ROWS = 32     # select.cu's SELECT_ROWS: rows of dnet one coarse block copies
 
 
 def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: int,
@@ -20,8 +22,8 @@ def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: 
     """
     expect_kernel_dtype(dnet.dtype, "dnet")
     n, width = dnet.shape
-    expect_rule(0 <= S < R <= MAX_GROUP and width % (P * R) == 0,
-                f"coarse: need 0 <= S < R <= {MAX_GROUP} and P*R dividing 4H={width}")
+    expect_rule(0 <= S < R <= MAX_GROUP and width % (P * R) == 0 and P % 4 == 0,
+                f"coarse: need 0 <= S < R <= {MAX_GROUP}, 4 | P and P*R dividing 4H={width}")
     regions, keep = width // (P * R), R - S
     expect(dnet, "dnet", dnet.dtype)
     expect(partial, "partial", torch.float32, (partial.shape[0], width // P))
@@ -29,8 +31,8 @@ def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: 
     expect(slot, "slot", torch.int32, (width // P,))
     expect(values, "values", dnet.dtype, (n, regions * keep * P))
     expect(energy, "energy", torch.float32, (regions, 2))
-    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}", (regions,),
-           (-(-R // 32) * 32,),
+    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}", (regions, -(-n // COARSE_ROWS)),
+           (THREADS,),
            (partial, partial.shape[0], dnet, n, width, P, R, S, index, slot, values, energy))
 
 
@@ -40,7 +42,7 @@ def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: in
     """Keep the B-K blocks of largest norm per slice; norms (C, B) squared block norms.
 
     index (C, B-K) row-block numbers; values (C, B-K, My, Mx); keep_mask (B, C) uint8;
-    energy (C, 2) kept and total squared norm.
+    energy (C, 2) kept and total squared norm. The dropped blocks of dnet become zeros.
     """
     expect_kernel_dtype(dnet.dtype, "dnet")
     n, width = dnet.shape
@@ -55,6 +57,5 @@ def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: in
     expect(values, "values", dnet.dtype, (slices, keep, My, Mx))
     expect(keep_mask, "keep_mask", torch.uint8, (blocks, slices))
     expect(energy, "energy", torch.float32, (slices, 2))
-    launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (slices,),
-           (-(-blocks // 32) * 32,),
+    launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (slices,), (THREADS,),
            (norms, dnet, n, width, My, Mx, K, index, values, keep_mask, energy))

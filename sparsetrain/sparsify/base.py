@@ -173,11 +173,9 @@ class Sparsifier:
         # Device scalars only: a training step never waits for the host. Ratios are taken when
         # folding. For a mask, <s, dnet> = ||s||^2, so cosine(s, dnet) = ||s|| / ||dnet||.
         dtype = decision_dtype(dnet)
-        self._records.append(torch.stack([mask.sum(dtype=dtype) / mask.numel(),
-                                          torch.linalg.vector_norm(kept, dtype=dtype),
-                                          torch.linalg.vector_norm(dnet, dtype=dtype)]))
-        if len(self._records) >= 1024:
-            self._fold()
+        self._pend(torch.stack([mask.sum(dtype=dtype) / mask.numel(),
+                                torch.linalg.vector_norm(kept, dtype=dtype),
+                                torch.linalg.vector_norm(dnet, dtype=dtype)])[None])
 
     def record_steps(self, records: torch.Tensor | None, steps: int) -> None:
         """Statistics of `steps` calls made elsewhere (a fused kernel backend).
@@ -187,18 +185,23 @@ class Sparsifier:
         """
         self._calls += steps
         if records is not None:
-            self._records.extend(records.unbind(0))
-            if len(self._records) >= 1024:
-                self._fold()
+            self._pend(records)
+
+    def _pend(self, records: torch.Tensor) -> None:
+        self._records.append(records)
+        self._pending_rows += records.shape[0]
+        if self._pending_rows >= 1024:
+            self._fold()
 
     def _fold(self) -> None:
         """Sum the pending per-call records into (dropped fraction, kept energy, cosine)."""
-        kept_fraction, kept_norm, total_norm = torch.stack(self._records).double().unbind(1)
+        kept_fraction, kept_norm, total_norm = torch.cat(
+            [r.double() for r in self._records]).unbind(1)
         ratio = torch.where(total_norm > 0, kept_norm / total_norm.clamp_min(1e-300), 1.0)
         sums = torch.stack([(1 - kept_fraction).sum(), ratio.square().sum(), ratio.sum()])
         self._sums = sums if self._sums is None else self._sums + sums
-        self._masked_calls += len(self._records)
-        self._records = []
+        self._masked_calls += self._pending_rows
+        self._records, self._pending_rows = [], 0
 
     def stats(self) -> dict[str, float]:
         """Averages of sparsity, kept energy and cosine since the last read; then reset.
@@ -218,7 +221,8 @@ class Sparsifier:
         return result
 
     def _reset_stats(self) -> None:
-        self._records: list[torch.Tensor] = []
+        self._records: list[torch.Tensor] = []  # (calls, 3) each
+        self._pending_rows = 0
         self._sums: torch.Tensor | None = None
         self._calls = self._masked_calls = 0
 
