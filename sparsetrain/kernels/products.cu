@@ -46,7 +46,8 @@ __device__ __forceinline__ void store_pair(bf16* at, float a, float b, bool) {
 // group = row / rows_per_group (one step's N rows share one index; rows_per_group % 64 == 0).
 // 8 warps per block (2 x 4), each 32 x 32 of the 64 x 128 block tile. gridDim.z > 1 splits Kc
 // and adds atomically (fp32 out only; out must hold zeros first). Dynamic shared memory:
-// GM_STAGES * gather_stage_elements<T>() elements.
+// GM_STAGES * gather_stage_elements<T>() elements, then the block's index entries (at most
+// k_len / P + 2 ints), read once so that no tile's copies wait on a global index load.
 template <typename T, typename OutT>
 __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int rows_per_group,
                           OutT* out, int M, int Kc, int F) {
@@ -63,6 +64,11 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
     int k_len = ((Kc + gridDim.z - 1) / gridDim.z + GM_BK - 1) / GM_BK * GM_BK;
     int k_begin = blockIdx.z * k_len, k_end = min(Kc, k_begin + k_len);
     int k_tiles = k_begin < k_end ? (k_end - k_begin + GM_BK - 1) / GM_BK : 0;
+    int* first_rows = reinterpret_cast<int*>(stages + GM_STAGES * gather_stage_elements<T>());
+    int first_slice = k_begin / P;
+    for (int j = first_slice + tid; j * P < k_end; j += GM_THREADS)
+        first_rows[j - first_slice] = idx[j] * P;
+    __syncthreads();
     auto issue = [&](int tile) {
         T* As = stages + (tile % GM_STAGES) * gather_stage_elements<T>();
         T* Bs = As + GM_BM * LDA;
@@ -79,7 +85,8 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
             int e = (tid + i * GM_THREADS) * CH, k = e / GM_BN, c = e % GM_BN;
             int kk = k0 + k;
             bool inside = kk < k_end && n0 + c < F;
-            const T* source = inside ? B + (size_t)(idx[kk / P] * P + kk % P) * F + n0 + c : B;
+            const T* source =
+                inside ? B + (size_t)(first_rows[kk / P - first_slice] + kk % P) * F + n0 + c : B;
             copy_async16(&Bs[k * LDB + c], source, inside ? 16 : 0);
         }
     };

@@ -31,9 +31,11 @@ def _padded(width: int, dtype: torch.dtype) -> int:
     return width + chunk_elements(dtype)
 
 
-def gather_shared_bytes(dtype: torch.dtype) -> int:
+def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int) -> int:
+    """The tile stages, then one int per index entry of a block's share of Kc."""
     stage = (TILE_ROWS * _padded(TILE_DEPTH, dtype) + TILE_DEPTH * _padded(TILE_COLUMNS, dtype))
-    return GATHER_STAGES * stage * dtype.itemsize
+    depth = -(-(-(-kc // split_k)) // TILE_DEPTH) * TILE_DEPTH
+    return GATHER_STAGES * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
 
 
 def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int) -> int:
@@ -71,7 +73,7 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     launch("products", f"gather_mm_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            (-(-features // TILE_COLUMNS), m // TILE_ROWS, split_k), (256,),
            (a, b, index, P, rows_per_group, out, m, kc, features),
-           shared_mem=gather_shared_bytes(a.dtype))
+           shared_mem=gather_shared_bytes(a.dtype, kc, P, split_k))
 
 
 def wgrad_regions_per_block(P: int, R: int, S: int) -> int:
