@@ -1,13 +1,13 @@
 """What a backward costs beyond its graph replay: the same layer timed as the whole autograd
 backward, as graphs.run (input copies, replay, gradient copies, statistics), and as the
-replay alone; then the host-side torch ops of one autograd backward (profiler, CPU time).
+replay alone (CUDA events, medians). For where host time goes, wrap `backward` in
+torch.profiler with ProfilerActivity.CPU.
 
 Usage: python3 benchmarks/overhead.py [shape] [dtype]   (default: large bfloat16)
 """
 import sys
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from sparsetrain.bench.measure import median_cuda_ms, parse_shape
 from sparsetrain.kernels import graphs
@@ -34,11 +34,3 @@ state = captured.inputs
 run_ms = median_cuda_ms(lambda: graphs.run(graphs.build({"name": "dense"}), state), 5, 20)
 print(f"{shape.name} {dtype}: autograd backward {whole:.3f} ms, graphs.run {run_ms:.3f} ms, "
       f"replay {replay:.3f} ms")
-for _ in range(3):
-    backward()
-torch.cuda.synchronize()
-with profile(activities=[ProfilerActivity.CPU]) as prof:
-    for _ in range(10):
-        backward()
-    torch.cuda.synchronize()
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))

@@ -100,8 +100,8 @@ def launch(module: str, name: str, grid: Sequence[int],
     import cupy
 
     function = kernel(module, name)
-    _allow_shared(function, (module, name, torch.cuda.current_device()), shared_mem)
     device = torch.cuda.current_device()
+    _allow_shared(function, (module, name, device), shared_mem)
     stream = _external_stream(torch.cuda.current_stream().cuda_stream, device)
     with cupy.cuda.Device(device), stream:
         function(tuple(grid), tuple(block), tuple(_argument(a) for a in args),

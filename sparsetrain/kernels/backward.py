@@ -51,9 +51,7 @@ class LayerGrads:
     d_w_ih: torch.Tensor
     d_w_hh: torch.Tensor
     d_bias: torch.Tensor
-    # per step: sparsity, kept and total squared norm of dnet (statistics, see record_stats)
-    step_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-    # per step: kept fraction, ||s|| and ||dnet|| (T x 3), made by run() from step_stats
+    # per step: kept fraction, ||s|| and ||dnet|| (T x 3; see record_stats); None: all kept
     step_records: torch.Tensor | None = None
 
 
@@ -89,6 +87,13 @@ def _split_k(rows: int, features: int, kc: int) -> int:
     return max(1, min(kc // least_depth, SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
 
 
+def _step_records(kept_fraction: float, kept: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """(T, 3) records from the per-step kept and total squared norms, made on the device (so a
+    captured graph makes them too)."""
+    return torch.stack([torch.full_like(kept, kept_fraction), kept.clamp(min=0).sqrt(),
+                        total.clamp(min=0).sqrt()], 1)
+
+
 def record_stats(sparsifier: Sparsifier, grads: LayerGrads) -> None:
     """Hand the per-step statistics to the sparsifier as its own per-call records would be.
 
@@ -111,8 +116,9 @@ class _Loop:
         self.dc = self._start(state.d_c_last)
 
     def _start(self, gradient: torch.Tensor | None) -> torch.Tensor:
-        buffer = torch.zeros(self.batch, self.hidden, device=self.s.x.device)
-        return buffer if gradient is None else buffer.copy_(gradient)
+        if gradient is None:
+            return torch.zeros(self.batch, self.hidden, device=self.s.x.device)
+        return gradient.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
     def cell(self, t: int, dnet: torch.Tensor, norms=None, group=1, rows=8, layout="none"):
         s = self.s
@@ -179,8 +185,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         coarse_select(partial, dnet, P, R, S, index[t], slot[t], values[t], energy[t])
         loop.recur(values[t], index[t].reshape(1, -1), P)
     grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
-    grads.step_stats = (torch.full((T,), S / R, device=device), energy[..., 0].sum(1),
-                        energy[..., 1].sum(1))
+    grads.step_records = _step_records(1 - S / R, energy[..., 0].sum(1), energy[..., 1].sum(1))
     return grads
 
 
@@ -199,8 +204,8 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy[t])
 
     grads = _dense(sparsifier, loop, select_step)
-    grads.step_stats = (torch.full((T,), K / blocks, device=device), energy[..., 0].sum(1),
-                        energy[..., 1].sum(1))
+    grads.step_records = _step_records(1 - K / blocks, energy[..., 0].sum(1),
+                                       energy[..., 1].sum(1))
     return grads
 
 
@@ -226,22 +231,13 @@ def _meprop(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         d_bias.index_add_(0, columns, picked.sum(0))
         kept[t] = picked.float().square().sum()
         total[t] = dnet.float().square().sum()
-    sparsity = torch.full((T,), 1 - count / width, device=s.x.device)
     return LayerGrads(d_x.reshape(T * N, -1), loop.dh.to(dtype), loop.dc.to(dtype), d_w_ih,
-                      d_w_hh, d_bias, (sparsity, kept, total))
+                      d_w_hh, d_bias, _step_records(count / width, kept, total))
 
 
 PLANS = {"dense": _dense, "coarse": _coarse, "fine": _fine, "meprop": _meprop}
 
 
 def run(sparsifier: Sparsifier, state: LayerState) -> LayerGrads:
-    """All gradients of the layer; statistics are left in `step_records` for record_stats
-    (made here, on the device, so that a captured graph makes them too)."""
-    loop = _Loop(state)
-    grads = PLANS[sparsifier.name](sparsifier, loop)
-    if grads.step_stats is not None:
-        sparsity, kept, total = grads.step_stats
-        grads.step_records = torch.stack(
-            [1 - sparsity, kept.clamp(min=0).sqrt(), total.clamp(min=0).sqrt()], 1)
-        grads.step_stats = None
-    return grads
+    """All gradients of the layer; statistics are left in `step_records` for record_stats."""
+    return PLANS[sparsifier.name](sparsifier, _Loop(state))

@@ -34,7 +34,8 @@ def _padded(width: int, dtype: torch.dtype) -> int:
 def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int) -> int:
     """The tile stages, then one int per index entry of a block's share of Kc."""
     stage = (TILE_ROWS * _padded(TILE_DEPTH, dtype) + TILE_DEPTH * _padded(TILE_COLUMNS, dtype))
-    depth = -(-(-(-kc // split_k)) // TILE_DEPTH) * TILE_DEPTH
+    per_split = -(-kc // split_k)
+    depth = -(-per_split // TILE_DEPTH) * TILE_DEPTH  # the kernel's k_len
     return GATHER_STAGES * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
 
 
