@@ -95,8 +95,7 @@ class Caption(Task):
         counts = {len(image) for refs in self.references.values() for image in refs}
         self.metric = Metric(name="bleu", lower_is_better=False,
                              signature=bleu_signature(counts.pop() if len(counts) == 1 else 0))
-        self.batches: torch.Tensor | None = None
-        self.epoch = 0
+        self.batches: torch.Tensor | None = None  # this epoch's, from start_epoch
 
     @property
     def steps_per_epoch(self) -> int:
@@ -111,15 +110,12 @@ class Caption(Task):
         return model.to(device=self.device, dtype=self.dtype)
 
     def start_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
         self.batches = epoch_batches(self.lengths, self.recipe.train.batch_size,
                                      self.recipe.seed + epoch).to(self.device)
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The `index`-th batch of the epoch: feats (N, F), words (L, N), targets (L + 1, N),
         trimmed to its longest caption."""
-        if self.batches is None:  # resumed mid-epoch: restore_carried_state set the epoch
-            self.start_epoch(self.epoch)
         captions = self.batches[index]
         rows, words, targets = (t[captions] for t in self.train_data)
         longest = int(self.lengths[captions.cpu()].max())
@@ -171,9 +167,3 @@ class Caption(Task):
         return corpus_bleu([" ".join(words) for words in hypotheses],
                            self.references[split]).score
 
-    def carried_state(self) -> Any:
-        return {"epoch": self.epoch}
-
-    def restore_carried_state(self, state: Any) -> None:
-        self.epoch = state["epoch"]
-        self.batches = None

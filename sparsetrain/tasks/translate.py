@@ -10,7 +10,6 @@ sentencepiece, against the raw references.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
@@ -68,7 +67,7 @@ class Translation(Task):
                              for split in ("valid", "test")}
         self.references = {split: text[split][1] for split in ("valid", "test")}
         self.metric = Metric(name="bleu", lower_is_better=False, signature=bleu_signature(1))
-        self._epoch, self._batches = None, []
+        self._batches: list = []
 
     @property
     def steps_per_epoch(self) -> int:
@@ -88,7 +87,6 @@ class Translation(Task):
         return model.to(device=self.device, dtype=self.dtype)
 
     def start_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
         self._batches = self.train_pairs.epoch_order(self.recipe.train.batch_size,
                                                      self.recipe.seed + epoch)
 
@@ -123,14 +121,6 @@ class Translation(Task):
         return self.subwords.decode(outputs)
 
     def evaluate(self, model: nn.Module, split: str) -> float:
-        result = corpus_bleu(self.translate(model, self.eval_sources[split]),
-                             self.references[split])
-        self.metric = Metric(name="bleu", lower_is_better=False, signature=result.signature)
-        return result.score
+        return corpus_bleu(self.translate(model, self.eval_sources[split]),
+                           self.references[split]).score
 
-    def carried_state(self) -> Any:
-        return {"epoch": self._epoch}
-
-    def restore_carried_state(self, state: Any) -> None:
-        if state and state.get("epoch") is not None:
-            self.start_epoch(state["epoch"])

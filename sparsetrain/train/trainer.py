@@ -71,8 +71,11 @@ class Trainer:
         self.setup.model.load_state_dict(state["model"])
         self.setup.optimizer.load_state_dict(state["optimizer"])
         restore_rng_states(state["rng"])
-        self.setup.task.restore_carried_state(state["carried_state"])
         self.counters = state["counters"]
+        epoch, index = divmod(self.counters["step"], self.setup.plan.steps_per_epoch)
+        if index:  # resumed mid-epoch: the loop starts an epoch only at its first step
+            self.setup.task.start_epoch(epoch)
+        self.setup.task.restore_carried_state(state["carried_state"])
         self._session_started = time.perf_counter()
         self.metrics = self.run.open_metrics(state["metric_lines"])
         self._write_summary("running")
