@@ -72,17 +72,17 @@ def test_the_subword_model_is_trained_once_and_then_read_from_the_cache(tiny_mul
                                                                         monkeypatch):
     files = [tiny_multi30k / "raw/train.en.gz", tiny_multi30k / "raw/train.de.gz"]
     sentences = read_sentences(files[0]) + read_sentences(files[1])
-    first = subwords_for(files, sentences, 400)
+    first = subwords_for(sentences, 400)
     assert first == _subword.train_subwords(sentences, 400)  # deterministic: same bytes
 
     def no_training(*args):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(_subword, "train_subwords", no_training)
-    assert subwords_for(files, sentences, 400) == first
+    assert subwords_for(sentences, 400) == first
     assert len(list((tiny_multi30k.parent / "cache" / "sentencepiece").iterdir())) == 1
     with pytest.raises(AssertionError, match="trained again"):
-        subwords_for(files, sentences, 401)  # another vocabulary size is another model
+        subwords_for(sentences, 401)  # another vocabulary size is another model
 
 
 def test_every_training_batch_has_batch_size_pairs_padded_and_shifted(tiny_multi30k):

@@ -51,14 +51,15 @@ def features_command(images_dir: Path, out: Path, batch_size: int, device: str) 
     from sparsetrain.data.features import extract, list_images, require_packages, save_atomically
     from sparsetrain.train.setup import resolve_device
 
-    require_packages()
-    total = len(list_images(images_dir))
+    require_packages()  # a missing package is named before anything else is looked at
+    paths = list_images(images_dir)
+    total = len(paths)
     warn = lambda line: click.echo(f"warning: {line}", err=True)  # noqa: E731
     with Progress(TextColumn("[bold]features"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task("features", total=total)
-        arrays = extract(images_dir, batch_size, resolve_device(device), warn,
+        arrays = extract(paths, batch_size, resolve_device(device), warn,
                          lambda done: progress.advance(bar, done))
     save_atomically(arrays, out)
     click.echo(f"{out}: features of {len(arrays['image_id'])} of {total} images "

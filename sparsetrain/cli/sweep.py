@@ -18,7 +18,7 @@ from sparsetrain.cli._errors import UserError, user_errors
 from sparsetrain.report.runs import SWEEP_FILE
 from sparsetrain.sweep import load_sweep
 from sparsetrain.sweep.runner import RunState, SweepRunner
-from sparsetrain.train.rundir import RunDir
+from sparsetrain.files import write_text_atomically
 
 STATE_STYLE = {"waiting": "dim", "running": "cyan", "completed": "green", "skipped": "green",
                "failed": "red", "interrupted": "yellow"}
@@ -56,7 +56,7 @@ def command(sweep_file: Path, overrides: tuple[str, ...], jobs: int, devices: st
                    "nothing created")
         return
     root.mkdir(parents=True, exist_ok=True)
-    RunDir(root).write_text(SWEEP_FILE, yaml.safe_dump(spec.plain(), sort_keys=False))
+    write_text_atomically(root / SWEEP_FILE, yaml.safe_dump(spec.plain(), sort_keys=False))
     _run_with_display(runner)
     _report(runner, sweep_file, root)
 

@@ -10,7 +10,7 @@ from sparsetrain.cli._errors import UserError, user_errors
 from sparsetrain.report.formats import FORMATS, render
 from sparsetrain.report.runs import find_runs
 from sparsetrain.report.table import SPLITS, bench_table, runs_table
-from sparsetrain.train.rundir import RunDir
+from sparsetrain.files import write_text_atomically
 
 
 @click.command("table")
@@ -44,5 +44,5 @@ def command(paths: tuple[Path, ...], form: str, baseline: str | None, split: str
         click.echo(text, nl=False)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    RunDir(out.parent).write_text(out.name, text)
+    write_text_atomically(out, text)
     click.echo(f"wrote {out}")

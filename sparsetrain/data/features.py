@@ -23,8 +23,6 @@ images it holds); a folder with no readable image is an error.
 from __future__ import annotations
 
 import importlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +30,7 @@ import numpy as np
 import torch
 
 from sparsetrain.errors import ConfigError
+from sparsetrain.files import write_atomically
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SHORT_SIDE, CROP = 256, 224
@@ -122,15 +121,15 @@ def _read(path: Path, warn: Warn) -> np.ndarray | None:
         return None
 
 
-def extract(folder: Path, batch_size: int = 32, device: str | torch.device = "cpu",
+def extract(paths: list[Path], batch_size: int = 32, device: str | torch.device = "cpu",
             warn: Warn = lambda line: None,
             progress: Callable[[int], None] = lambda done: None) -> dict[str, np.ndarray]:
-    """`image_id`, `file_name`, `feats` (N x 1280 float32) of the images in `folder`;
-    `progress(n)` is called after each batch with the number of files handled in it."""
+    """`image_id`, `file_name`, `feats` (N x 1280 float32) of the image files `paths` (from
+    list_images); `progress(n)` is called after each batch with the files handled in it."""
     modules = require_packages()
-    paths = list_images(Path(folder))
     ids = image_ids(paths)
-    model = load_model(modules, torch.device(device))
+    device = torch.device(device)
+    model = load_model(modules, device)
     kept: list[int] = []
     feats: list[np.ndarray] = []
     for start in range(0, len(paths), batch_size):
@@ -142,24 +141,17 @@ def extract(folder: Path, batch_size: int = 32, device: str | torch.device = "cp
                 rows.append(row)
         if inputs:
             with torch.no_grad():
-                batch = torch.from_numpy(np.stack(inputs)).to(model._conv_stem.weight.device)
+                batch = torch.from_numpy(np.stack(inputs)).to(device)
                 feats.append(model.extract_features(batch).mean(dim=(2, 3)).cpu().numpy())
             kept.extend(rows)
         progress(min(batch_size, len(paths) - start))
     if not kept:
-        raise ConfigError(f"{folder}: none of its {len(paths)} image files could be read")
+        raise ConfigError(f"{paths[0].parent}: none of its {len(paths)} image files could be "
+                          f"read")
     return {"image_id": ids[kept], "file_name": np.array([paths[row].name for row in kept]),
             "feats": np.concatenate(feats).astype(np.float32)}
 
 
 def save_atomically(arrays: dict[str, np.ndarray], out: Path) -> None:
-    """np.savez to `out`, written beside it under a temporary name and renamed when complete."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(scratch, out)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    """np.savez to `out`, atomically."""
+    write_atomically(out, lambda handle: np.savez(handle, **arrays))

@@ -9,11 +9,11 @@ estimated); incomplete runs are drawn apart (hollow, dotted, labelled) and never
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from sparsetrain.errors import ConfigError
+from sparsetrain.files import write_atomically
 from sparsetrain.report.runs import RunRecord, shared_metric
 
 
@@ -25,14 +25,10 @@ def pyplot() -> Any:
 
 
 def save(figure: Any, path: Path) -> None:
-    """Write the PNG atomically (a temporary file beside it, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write the PNG atomically."""
     try:
-        figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, path)
+        write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     finally:
-        temporary.unlink(missing_ok=True)
         pyplot().close(figure)
 
 

@@ -21,7 +21,6 @@ import gzip
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +28,7 @@ from typing import Sequence
 import sentencepiece
 
 from sparsetrain.errors import ConfigError
+from sparsetrain.files import write_atomically
 
 CACHE_ENV = "SPARSETRAIN_CACHE"
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -84,11 +84,10 @@ def cache_dir() -> Path:
         Path.home() / ".cache" / "sparsetrain"
 
 
-def subwords_for(files: Sequence[Path], sentences: Sequence[str], vocab_size: int) -> Subwords:
-    """The model trained on `sentences` (read from `files`), from the cache when it is there."""
-    key = hashlib.sha256()
-    for path in files:
-        key.update(hashlib.sha256(path.read_bytes()).digest())
+def subwords_for(sentences: Sequence[str], vocab_size: int) -> Subwords:
+    """The model trained on `sentences`, from the cache when it is there (keyed by the very
+    sentences it learns from, the vocabulary size and the trainer's version and settings)."""
+    key = hashlib.sha256("\n".join(sentences).encode("utf-8"))
     key.update(f"{vocab_size}|{sentencepiece.__version__}|{sorted(TRAINER_SETTINGS.items())}"
                .encode())
     cached = cache_dir() / "sentencepiece" / f"{key.hexdigest()[:32]}.model"
@@ -96,7 +95,7 @@ def subwords_for(files: Sequence[Path], sentences: Sequence[str], vocab_size: in
         return Subwords(cached.read_bytes())
     model = train_subwords(sentences, vocab_size)
     try:
-        _write_atomically(cached, model.model)
+        write_atomically(cached, lambda handle: handle.write(model.model))
     except OSError:
         pass  # a read-only cache only costs the next run the same second of training
     return model
@@ -114,15 +113,3 @@ def train_subwords(sentences: Sequence[str], vocab_size: int) -> Subwords:
                           f"pieces on the training split: {error}") from None
     return Subwords(writer.getvalue())
 
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -138,22 +138,22 @@ class Caption(Task):
         decode = self.recipe.decode
         eos, pad = self.vocab[EOS], self.vocab[PAD]
         captions: list[list[str]] = []
+
+        def step(tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+            # state = (h, c, image): the first step's input is the image (h, c not yet set);
+            # later steps take the previous word and carry no image.
+            h, c, image = state
+            inputs = image if image is not None else model.embedding(tokens)
+            log_probs, (h, c) = model.step(inputs, None if h is None else (h, c))
+            log_probs[:, pad] = float("-inf")  # never a target, never a word
+            return log_probs, (h, c, None)
+
+        def reorder(state: Any, keep: torch.Tensor) -> Any:
+            return tuple(None if t is None else t.index_select(-2, keep) for t in state)
+
         for start in range(0, rows.numel(), self.recipe.eval.batch_size):
             chunk = rows[start:start + self.recipe.eval.batch_size].to(self.device)
             image = model.image(self.feats[chunk])
-
-            def step(tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-                # state = (h, c, image): the first step's input is the image (h, c not yet
-                # set); later steps take the previous word and carry no image.
-                h, c, image = state
-                inputs = image if image is not None else model.embedding(tokens)
-                log_probs, (h, c) = model.step(inputs, None if h is None else (h, c))
-                log_probs[:, pad] = float("-inf")  # never a target, never a word
-                return log_probs, (h, c, None)
-
-            def reorder(state: Any, keep: torch.Tensor) -> Any:
-                return tuple(None if t is None else t.index_select(-2, keep) for t in state)
-
             # bos is never embedded: the image stands in for it at the first step
             found = beam_search(step, reorder, (None, None, image), chunk.numel(), bos=pad,
                                 eos=eos, beam_size=decode.beam_size,

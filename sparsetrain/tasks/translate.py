@@ -54,9 +54,8 @@ class Translation(Task):
                 raise ConfigError(f"{folder}: {source_name} has {len(sources)} lines but "
                                   f"{target_name} has {len(targets)}; a pair per line is needed")
         train_sources, train_targets = text["train"]
-        self.subwords = subwords_for(
-            [paths[name] for name in split_files("train")], train_sources + train_targets,
-            self.recipe.data.vocab_size or DEFAULT_VOCAB_SIZE)
+        self.subwords = subwords_for(train_sources + train_targets,
+                                     self.recipe.data.vocab_size or DEFAULT_VOCAB_SIZE)
         batch_size = self.recipe.train.batch_size
         if len(train_sources) < batch_size:
             raise ConfigError(f"{paths[split_files('train')[0]]}: {len(train_sources)} pairs "

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import Any
 
 import torch
+
+from sparsetrain.files import write_atomically, write_text_atomically
 
 RECIPE = "recipe.yaml"
 ENV = "env.json"
@@ -26,18 +27,6 @@ SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 
 STATUSES = ("running", "completed", "failed", "interrupted")
-
-
-def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _finite(value: Any) -> Any:
@@ -82,7 +71,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=False)
 
     def write_text(self, name: str, text: str) -> None:
-        _atomic(self.file(name), lambda handle: handle.write(text.encode("utf-8")))
+        write_text_atomically(self.file(name), text)
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         self.write_text(name, json.dumps(data, indent=2, sort_keys=False) + "\n")
@@ -99,7 +88,7 @@ class RunDir:
         return None if summary is None else summary.get("status")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        _atomic(self.file(CHECKPOINT), lambda handle: torch.save(state, handle))
+        write_atomically(self.file(CHECKPOINT), lambda handle: torch.save(state, handle))
 
     def has_checkpoint(self) -> bool:
         return self.file(CHECKPOINT).is_file()
@@ -119,5 +108,5 @@ class RunDir:
                     if len(kept) == keep_lines or not line.endswith("\n"):
                         break
                     kept.append(line)
-        _atomic(path, lambda handle: handle.write("".join(kept).encode("utf-8")))
+        write_text_atomically(path, "".join(kept))
         return MetricsLog(path, len(kept))
