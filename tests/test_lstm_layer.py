@@ -201,3 +201,20 @@ def test_forward_without_gradients_equals_the_training_forward(num_layers, bias)
     torch.testing.assert_close(fast_output, output, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(fast_h, h_n, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(fast_c, c_n, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_forward_without_gradients_on_a_gpu_follows_weight_updates():
+    torch.manual_seed(0)
+    ours = LSTM(8, 32, num_layers=2).cuda()
+    x = torch.randn(5, 4, 8, device="cuda")
+    for _ in range(2):  # the second pass after an in-place update, as an optimizer step does
+        with torch.no_grad():
+            fast, (fast_h, fast_c) = ours(x)
+        slow, (slow_h, slow_c) = ours(x)
+        # cuDNN may run float32 as tf32: compare to the tf32 tolerance
+        torch.testing.assert_close(fast, slow, rtol=3e-3, atol=1e-3)
+        torch.testing.assert_close(fast_c, slow_c, rtol=3e-3, atol=1e-3)
+        with torch.no_grad():
+            ours.weight_hh_l1.mul_(1.5)

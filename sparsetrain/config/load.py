@@ -48,8 +48,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     for field in fields(Recipe):
         value = getattr(recipe, field.name)
         if field.name == "schedule":
-            value = [{"method": dict(phase.method), "share": phase.share,
-                      "restart_lr": phase.restart_lr} for phase in value]
+            value = [{**asdict(phase), "method": dict(phase.method)} for phase in value]
         elif field.name in SECTIONS:
             value = {key: list(item) if isinstance(item, tuple) else item
                      for key, item in asdict(value).items()}
@@ -163,22 +162,19 @@ class _Checker:
                 self.problem(where, f"expected a phase {{method: ..., share: ...}}, got {item!r}")
                 continue
             item = self.mapping(item, where, valid)
-            ok, share = _typed(float, item.get("share", 1.0))
-            if not ok:
-                self.problem((*where, "share"), share)
-            elif not 0 < share <= 1:
+            problems = len(self.problems)
+            typed = self.typed_fields(Phase, item, where, skip={"method"})
+            share = typed.get("share", Phase.share)
+            if "share" in typed and not 0 < share <= 1:
                 self.problem((*where, "share"), f"must be in (0, 1], got {share!r}")
-            else:
+            elif "share" in typed or "share" not in item:
                 shares.append(share)
-            restart_ok, restart_lr = _typed(bool, item.get("restart_lr", False))
-            if not restart_ok:
-                self.problem((*where, "restart_lr"), restart_lr)
             if "method" not in item:
                 self.problem((*where, "method"), "required: the phase's method, e.g. {name: dense}")
                 continue
             method = self.method(item["method"], (*where, "method"))
-            if method is not None and ok and restart_ok:
-                phases.append(Phase(method=method, share=share, restart_lr=restart_lr))
+            if method is not None and len(self.problems) == problems:
+                phases.append(Phase(method=method, **typed))
                 self.phase_paths.append((*where, "method"))
         # Checked whenever every share is readable, so a bad method does not hide a bad sum.
         if len(shares) == len(raw) and abs(math.fsum(shares) - 1.0) > SHARE_TOLERANCE:

@@ -136,7 +136,7 @@ def _schedule_path(parts: list[str], raw: Mapping[str, Any]) -> tuple[KeyPath, s
     if parts[2] not in phase_keys:
         return (), (f"{path_text((*path, parts[2]))}: "
                     + unknown_key(" in a phase", parts[2], phase_keys))
-    if parts[2] in ("share", "restart_lr") and len(parts) > 3 or len(parts) > 4:
+    if parts[2] != "method" and len(parts) > 3 or len(parts) > 4:
         return (), f"{'.'.join(parts[:-1])} is a single value; it has no {parts[-1]}"
     return (*path, *parts[2:]), None
 

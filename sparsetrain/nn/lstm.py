@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Callable, Mapping
 
 import torch
@@ -61,6 +60,10 @@ class LSTM(nn.Module):
         # Per layer, set by the trainer for a recording step only (record.dnet_steps): each
         # gets its layer's dnet; the step runs the torch reference backward on any backend.
         self.dnet_recorders: list[Any] | None = None
+        # cuDNN's one-buffer copy of the weights for the no-grad forward, and the weights'
+        # (address, version) it was made from: remade only after they change.
+        self._fused_weights: list[torch.Tensor] = []
+        self._fused_from: tuple = ()
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.hidden_size)
@@ -101,7 +104,7 @@ class LSTM(nn.Module):
             zeros = x.new_zeros(self.num_layers, batch, self.hidden_size)
             hx = (zeros, zeros)
         recorders = self.dnet_recorders
-        if not torch.is_grad_enabled() and recorders is None:
+        if not torch.is_grad_enabled():
             return self._forward_without_backward(x, hx)
         layer_function = self._layer_function(x) if recorders is None else reference.lstm_layer
         h_last, c_last = [], []
@@ -130,13 +133,25 @@ class LSTM(nn.Module):
                                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Evaluation needs no saved gates and no sparsifier: the forward is plain LSTM math,
         which torch's fused LSTM (cuDNN on a GPU) does in one call instead of T steps."""
-        weights = [getattr(self, f"{kind}_l{layer}") for layer in range(self.num_layers)
-                   for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if self.bias
-                                                                                  else 2]]
-        with warnings.catch_warnings():
-            # cuDNN copies weights that are not one flat buffer; correct, and only in eval.
-            warnings.filterwarnings("ignore", message="RNN module weights")
-            output, h_n, c_n = torch._VF.lstm(
-                x, (hx[0].contiguous(), hx[1].contiguous()), weights, self.bias,
-                self.num_layers, self.dropout, self.training, False, False)
+        output, h_n, c_n = torch._VF.lstm(
+            x, (hx[0].contiguous(), hx[1].contiguous()), self._weights_for_fused(), self.bias,
+            self.num_layers, self.dropout, self.training, False, False)
         return output, (h_n, c_n)
+
+    def _weights_for_fused(self) -> list[torch.Tensor]:
+        """The weights in torch.nn.LSTM's order. cuDNN wants them in one buffer and would
+        otherwise copy them on every call (a beam search calls once per token), so on a GPU
+        they are copied into one buffer here, again only after an update or a move."""
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if self.bias else 2]
+        weights = [getattr(self, f"{kind}_l{layer}") for layer in range(self.num_layers)
+                   for kind in kinds]
+        if not (weights[0].is_cuda and torch.backends.cudnn.is_available()):
+            return weights
+        source = tuple((w.data_ptr(), w._version) for w in weights)
+        if source != self._fused_from:
+            fused = [w.detach().clone() for w in weights]
+            torch._cudnn_rnn_flatten_weight(  # re-points `fused` into one buffer
+                fused, len(kinds), self.input_size, torch.backends.cudnn.rnn.get_cudnn_mode("LSTM"),
+                self.hidden_size, 0, self.num_layers, False, False)
+            self._fused_weights, self._fused_from = fused, source
+        return self._fused_weights

@@ -58,7 +58,8 @@ class LSTMLayerFunction(torch.autograd.Function):
         d_h = d_h_last if d_h_last is not None else x.new_zeros(batch, hidden)
         d_c = d_c_last.clone() if d_c_last is not None else x.new_zeros(batch, hidden)
         on_dh = sparsifier.acts_on == "dh"
-        # dnet before sparsification, kept only on a recording step (record.dnet_steps)
+        # dnet before the method sparsifies it (from the sparsified dh for methods acting on
+        # dh), kept only on a recording step (record.dnet_steps)
         seen = x.new_empty(steps, batch, 4 * hidden) if ctx.recorder is not None else None
         for t in range(steps - 1, -1, -1):
             if d_output is not None:
@@ -108,5 +109,5 @@ def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder=None):
     """(T, N, D) input -> (output (T, N, H), h_n, c_n), differentiable, sparse backward.
 
     `recorder` (rarely set: sparsetrain.train.dnet_histograms) gets the layer's dnet (T, N, 4H)
-    before sparsification, once per backward."""
+    before the method sparsifies it, once per backward."""
     return LSTMLayerFunction.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder)

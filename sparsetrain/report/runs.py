@@ -48,8 +48,8 @@ class RunRecord:
             return phases
         phases = [phase for phase in self.summary.get("phases", []) if isinstance(phase, dict)]
         total = sum(phase.get("steps", 0) for phase in phases) or 1
-        return [{"method": phase["method"], "share": phase.get("steps", 0) / total}
-                for phase in phases]
+        return [{"method": phase["method"], "share": phase.get("steps", 0) / total,
+                 "restart_lr": phase.get("restart_lr", False)} for phase in phases]
 
     @property
     def is_dense(self) -> bool:

@@ -195,8 +195,7 @@ class Sparsifier:
 
     def _fold(self) -> None:
         """Sum the pending per-call records into (dropped fraction, kept energy, cosine)."""
-        kept_fraction, kept_norm, total_norm = torch.cat(
-            [r.double() for r in self._records]).unbind(1)
+        kept_fraction, kept_norm, total_norm = torch.cat(self._records).double().unbind(1)
         ratio = torch.where(total_norm > 0, kept_norm / total_norm.clamp_min(1e-300), 1.0)
         sums = torch.stack([(1 - kept_fraction).sum(), ratio.square().sum(), ratio.sum()])
         self._sums = sums if self._sums is None else self._sums + sums

@@ -32,7 +32,9 @@ FILE = "dnet_histograms.json"
 GATES = ("i", "f", "g", "o")
 RATIOS = ("1e-3", "1e-2", "1e-1")
 BINNING = ("per gate, layer and step: equal-width bins over [-max|dnet|, max|dnet|], "
-           "[a, b) with the last bin closed; dnet before sparsification, all T steps")
+           "[a, b) with the last bin closed; dnet before the method sparsifies it (a method "
+           "acting on dh sparsifies dh first, so its dnet is formed from the kept dh), "
+           "all T steps")
 
 
 class LayerRecorder:

@@ -56,7 +56,7 @@ def summary(setup: Setup, counters: dict[str, Any], status: str, message: str,
         "steps_per_epoch": plan.steps_per_epoch,
         "epochs": steps / plan.steps_per_epoch,
         "phases": [{"phase": phase.index, "method": dict(phase.method), "start": phase.start,
-                    "end": phase.end, "steps": phase.steps,
+                    "end": phase.end, "steps": phase.steps, "restart_lr": phase.restart_lr,
                     "wall_s": counters["phase_wall_s"][phase.index]}
                    for phase in plan.phases],
         "wall_s": wall_s,
