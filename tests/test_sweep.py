@@ -84,6 +84,21 @@ def test_every_run_is_validated_before_any_starts(write_recipe, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_problem_of_the_base_recipe_is_reported_once_for_every_run(write_recipe, tmp_path):
+    base = write_recipe()
+    base.write_text(base.read_text() + "colour: blue\n")
+    path = write_sweep(tmp_path, base, "grid: {train.lr: [0.5, 1.0, 2.0]}\n")
+    result = sweep(path, "--out", tmp_path / "runs")
+    assert result.exit_code == 2
+    assert result.output.count("colour") == 1 and "every run: " in result.output
+
+
+def test_a_missing_sweep_file_is_named_as_one(tmp_path):
+    result = sweep(tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert "nope.yaml: sweep file not found" in result.output
+
+
 def test_two_runs_with_one_name_are_refused(write_recipe, tmp_path):
     path = write_sweep(tmp_path, write_recipe(), """
         variants:
@@ -188,7 +203,7 @@ def test_the_shipped_sweeps_expand_and_validate(name):
     assert "sparsetrain sweep recipes/" + name in path.read_text().split("\n\n")[0]
 
 
-def test_runs_are_spread_round_robin_over_the_listed_devices(write_recipe, tmp_path):
+def test_runs_are_spread_over_the_listed_devices(write_recipe, tmp_path):
     path = write_sweep(tmp_path, write_recipe(steps=2), "grid: {train.lr: [0.5, 1.0, 2.0]}\n")
     result = sweep(path, "--out", tmp_path / "runs", "--jobs", "3", "--devices", "3,5")
     assert result.exit_code == 0, result.output

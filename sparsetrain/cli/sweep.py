@@ -41,8 +41,6 @@ STATE_STYLE = {"waiting": "dim", "running": "cyan", "completed": "green", "skipp
 def command(sweep_file: Path, overrides: tuple[str, ...], jobs: int, devices: str | None, out: Path | None,
             dry_run: bool) -> None:
     """Run every configuration of SWEEP; completed runs are skipped, killed ones resumed."""
-    if not sweep_file.is_file():
-        raise UserError(f"{sweep_file}: no such sweep file")
     spec = load_sweep(sweep_file, overrides)
     root = out or Path("runs") / sweep_file.stem
     device_list = _devices(devices)

@@ -38,20 +38,22 @@ def origin_text(origin: Origin | None) -> str:
     return f" (from {origin})"
 
 
-def read_yaml(path: str | Path) -> tuple[Any, dict[KeyPath, Origin], list[str]]:
+def read_yaml(path: str | Path, kind: str = "recipe"
+              ) -> tuple[Any, dict[KeyPath, Origin], list[str]]:
     """The document's data, the line of every key path, and duplicate-key problems.
 
-    A missing file or a YAML syntax error is one ConfigError naming the file (and line).
+    A missing file or a YAML syntax error is one ConfigError naming the file (and line) and
+    what the file should be (`kind`: recipe, sweep).
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: recipe file not found") from None
+        raise ConfigError(f"{path}: {kind} file not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, expected a recipe .yaml file") from None
+        raise ConfigError(f"{path}: is a folder, expected a {kind} .yaml file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read recipe ({error})") from None
+        raise ConfigError(f"{path}: cannot read {kind} ({error})") from None
     return parse_yaml(text, str(path))
 
 

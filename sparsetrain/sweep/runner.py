@@ -1,8 +1,8 @@
 """Run a sweep's runs as separate `sparsetrain run` processes, `jobs` at a time.
 
 Each run is its own process (a crash or a diverged run cannot take the others down) with its
-log in `<root>/logs/<name>.log`. Runs are placed round-robin on the given GPUs through
-CUDA_VISIBLE_DEVICES; several runs share one GPU well, since a small LSTM leaves it mostly idle.
+log in `<root>/logs/<name>.log`. Each run goes to the given GPU running the fewest runs (the
+first such in the list) through CUDA_VISIBLE_DEVICES; several runs share one GPU well, since a small LSTM leaves it mostly idle.
 What a run needs is decided from its directory alone, so a second invocation of the same sweep
 skips completed runs, resumes interrupted or killed ones and leaves failed ones for the user.
 """
@@ -24,6 +24,9 @@ from sparsetrain.train.rundir import METRICS, RunDir
 from sparsetrain.train.summary import final_text
 
 POLL_S = 0.5
+# A run that handled the signal exits 128 + it; one stopped before its handler was set
+# (while loading data) is killed by it, which Popen reports as minus the signal.
+STOPPED_CODES = {128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
 
 
 @dataclass
@@ -81,14 +84,12 @@ class SweepRunner:
 
     def run(self) -> None:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
-        slot = 0
         while True:
             for state in self.running():
                 self._poll(state)
             if self.stop_signal is None:
                 while self.pending() and len(self.running()) < self.jobs:
-                    self._launch(self.pending()[0], slot)
-                    slot += 1
+                    self._launch(self.pending()[0])
             self.on_tick()
             if not self.running() and (self.stop_signal or not self.pending()):
                 return
@@ -101,7 +102,7 @@ class SweepRunner:
             if state.process and state.process.poll() is None:
                 state.process.send_signal(signal.SIGTERM)
 
-    def _launch(self, state: RunState, slot: int) -> None:
+    def _launch(self, state: RunState) -> None:
         spec, run = self.spec, state.run
         command = [sys.executable, "-m", "sparsetrain", "run", str(spec.base),
                    "--out", str(self.root), "--name", run.name]
@@ -111,7 +112,8 @@ class SweepRunner:
             command.append("--resume")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.devices:
-            state.device = self.devices[slot % len(self.devices)]
+            busy = [other.device for other in self.running()]
+            state.device = min(self.devices, key=busy.count)
             env["CUDA_VISIBLE_DEVICES"] = state.device
         log = open(self.root / "logs" / f"{run.name}.log", "a", encoding="utf-8")
         log.write(f"$ {' '.join(command)}\n")
@@ -138,8 +140,10 @@ class SweepRunner:
         status = summary.get("status")
         if code == 0 and status == "completed":
             state.state, state.note = "completed", final_text(summary)
-        elif code in (128 + signal.SIGINT, 128 + signal.SIGTERM) and status == "interrupted":
-            state.state, state.note = "interrupted", "resumes on the next sweep"
+        elif code in STOPPED_CODES and status in ("interrupted", None):
+            # None: stopped while still loading, before its folder was made
+            state.state = "interrupted"
+            state.note = "resumes on the next sweep" if status else "starts on the next sweep"
         else:
             state.state = "failed"
             state.note = _last_line(self.root / "logs" / f"{state.run.name}.log") or \

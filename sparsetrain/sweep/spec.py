@@ -54,7 +54,7 @@ class SweepSpec:
 def load_sweep(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
     """The sweep's runs; `overrides` (`--set` texts) apply to every run, after its own."""
     path = Path(path)
-    raw, _, problems = read_yaml(path)
+    raw, _, problems = read_yaml(path, "sweep")
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
     if not isinstance(raw, dict):
@@ -81,6 +81,7 @@ def load_sweep(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
 def _validated(named: list[tuple[str, tuple[str, ...]]], base: Path, path: Path
                ) -> list[SweepRun]:
     problems, runs, seen = [], [], set()
+    failing: dict[str, list[str]] = {}  # problem -> the runs that have it (a base's: all)
     for name, overrides in named:
         if name in seen:
             problems.append(f"{path}: two runs are named {name!r}; give the variants names")
@@ -89,7 +90,11 @@ def _validated(named: list[tuple[str, tuple[str, ...]]], base: Path, path: Path
         try:
             runs.append(SweepRun(name, overrides, load_recipe(base, overrides)))
         except ConfigError as error:
-            problems.extend(f"{path}: run {name}: {line}" for line in str(error).splitlines())
+            for line in str(error).splitlines():
+                failing.setdefault(line, []).append(name)
+    for line, names in failing.items():
+        who = "every run" if len(names) == len(seen) else "run " + ", ".join(names)
+        problems.append(f"{path}: {who}: {line}")
     if problems:
         raise ConfigError("\n".join(problems))
     return runs
