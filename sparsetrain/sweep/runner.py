@@ -2,7 +2,8 @@
 
 Each run is its own process (a crash or a diverged run cannot take the others down) with its
 log in `<root>/logs/<name>.log`. Each run goes to the given GPU running the fewest runs (the
-first such in the list) through CUDA_VISIBLE_DEVICES; several runs share one GPU well, since a small LSTM leaves it mostly idle.
+first such in the list) through CUDA_VISIBLE_DEVICES; several runs share one GPU well, since
+a small LSTM leaves it mostly idle.
 What a run needs is decided from its directory alone, so a second invocation of the same sweep
 skips completed runs, resumes interrupted or killed ones and leaves failed ones for the user.
 """
