@@ -15,7 +15,7 @@ from sparsetrain.config.schema import Recipe
 from sparsetrain.errors import ConfigError
 from sparsetrain.train.interrupt import StopRequest
 from sparsetrain.train.progress import ProgressDisplay
-from sparsetrain.train.rundir import ENV, RECIPE, RunDir
+from sparsetrain.train.rundir import ENV, RECIPE, SUMMARY, RunDir
 from sparsetrain.train.setup import Setup, prepare
 from sparsetrain.train import envinfo
 from sparsetrain.train.summary import final_text
@@ -120,7 +120,7 @@ def _dry_run(recipe: Recipe, run: RunDir) -> None:
 
 def _report(status: str, message: str, run: RunDir, recipe_file: Path,
             signal_name: str | None) -> None:
-    summary = run.read_json("summary.json") or {}
+    summary = run.read_json(SUMMARY) or {}
     if status == "completed":
         click.echo(f"completed {summary.get('steps')} steps in {run.path}: "
                    f"{final_text(summary)}")

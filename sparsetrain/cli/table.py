@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from sparsetrain.cli._errors import UserError, user_errors
-from sparsetrain.report.formats import FORMATS, render
-from sparsetrain.report.runs import find_runs
-from sparsetrain.report.table import SPLITS, bench_table, runs_table
 from sparsetrain.files import write_text_atomically
+from sparsetrain.report.formats import FORMATS, render
+from sparsetrain.report.runs import SPLITS, find_runs
 
 
 @click.command("table")
@@ -29,6 +28,8 @@ def command(paths: tuple[Path, ...], form: str, baseline: str | None, split: str
     """One row per run: method, configuration, measured sparsity, score, improvement over the
     baseline, backward ms/step and speedup, wall time, status. JSON files from `sparsetrain
     bench` give the speedup table instead."""
+    from sparsetrain.report.table import bench_table, runs_table  # pandas: only when used
+
     bench = [path for path in paths if path.suffix == ".json"]
     if bench and len(bench) != len(paths):
         raise UserError("give either run/sweep folders or bench JSON files, not both")

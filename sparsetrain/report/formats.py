@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("markdown", "csv", "latex")
 DIGITS = {"Sparsity": 3, "Improvement (%)": 2, "Backward ms/step": 2, "Backward speedup": 2,
@@ -22,7 +24,9 @@ def render(frame: pd.DataFrame, form: str) -> str:
         return "\n".join([r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
                           " & ".join(_latex(c) for c in columns) + r" \\", r"\midrule",
                           *body, r"\bottomrule", r"\end{tabular}", ""])
-    numeric = [pd.api.types.is_numeric_dtype(frame[column]) for column in columns]
+    from pandas.api.types import is_numeric_dtype  # pandas loads only when a table is made
+
+    numeric = [is_numeric_dtype(frame[column]) for column in columns]
     lines = ["| " + " | ".join(columns) + " |",
              "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
     lines += ["| " + " | ".join(text.replace("|", "\\|") for text in row) + " |"

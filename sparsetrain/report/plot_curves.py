@@ -21,7 +21,7 @@ def _estimated_wall(run: RunRecord) -> Any:
     eval records carried `wall_s` (evaluation time is not in them)."""
     done = run.summary.get("steps", 0)
     steps, seconds = [0], [0.0]
-    for phase in plots.phases(run):
+    for phase in run.summary_phases:
         end = min(phase["end"], done)
         if end > phase["start"]:
             steps.append(end)

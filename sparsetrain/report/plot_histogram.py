@@ -3,7 +3,6 @@ one column per gate, the recorded steps overlaid; counts on a log scale."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,11 @@ from sparsetrain.errors import ConfigError
 from sparsetrain.report import plots
 from sparsetrain.report.runs import RunRecord
 from sparsetrain.train.dnet_histograms import FILE
+from sparsetrain.train.rundir import RunDir
 
 
 def read_histograms(run: RunRecord) -> dict[str, Any]:
-    path = run.path / FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        data = None
-    except ValueError as error:
-        raise ConfigError(f"{path}: unreadable ({error})") from None
+    data = RunDir(run.path).read_json(FILE)
     if not data or not data.get("steps"):
         raise ConfigError(f"{run.path}: no dnet histograms recorded (run with "
                           "--set 'record.dnet_steps=[1,100]' to record some)")

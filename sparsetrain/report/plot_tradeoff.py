@@ -7,13 +7,13 @@ there and weighted by the phase's share of the steps, over the benchmark's dense
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparsetrain.errors import ConfigError
 from sparsetrain.report import plots
+from sparsetrain.report.bench_results import read_bench
 from sparsetrain.report.runs import RunRecord, find_baseline, schedule_name
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -54,10 +54,7 @@ class Bench:
     """Backward ms per (shape, dtype, method, sparsity) from a `sparsetrain bench` JSON."""
 
     def __init__(self, path: Path, shape: str | None) -> None:
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))["results"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ConfigError(f"--bench {path}: not a sparsetrain bench JSON ({error})") from None
+        rows, _ = read_bench(path)
         self.path = path
         self.rows = [row for row in rows if row.get("backward_ms")
                      and (shape is None or row.get("shape") == shape)]
@@ -90,7 +87,7 @@ class Bench:
         if not dense:
             return "the bench has no dense row"
         total, weighted = 0, 0.0
-        for phase in plots.phases(run):
+        for phase in run.summary_phases:
             method = phase["method"]
             level = phase_sparsity(method, run.recipe.get("train", {}).get("batch_size"))
             found = [row for row in rows if row["method"] == method["name"] and level is not None
@@ -101,10 +98,6 @@ class Bench:
             total += phase["steps"]
             weighted += phase["steps"] * found[0]["backward_ms"]
         return dense[0] * total / weighted if weighted else "no phases in summary.json"
-
-
-def _quality(run: RunRecord, split: str, name: str) -> float | None:
-    return run.summary.get("final", {}).get(f"{split}_{name}")
 
 
 def tradeoff(runs: list[RunRecord], out: Path, baseline: str | None = None,
@@ -128,7 +121,7 @@ def tradeoff(runs: list[RunRecord], out: Path, baseline: str | None = None,
 
     points = []
     for run in runs:
-        quality, fast = _quality(run, split, name), speedup(run)
+        quality, fast = run.final_score(split, name), speedup(run)
         if quality is None or isinstance(fast, str):
             why = fast if isinstance(fast, str) else f"no {split}_{name} in summary.json"
             notes.append(f"{run.name} ({run.status}): {why}; skipped")

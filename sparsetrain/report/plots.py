@@ -44,14 +44,10 @@ def metric(runs: list[RunRecord]) -> tuple[str, bool]:
     return shared["name"], bool(shared["lower_is_better"])
 
 
-def phases(run: RunRecord) -> list[dict[str, Any]]:
-    return [phase for phase in run.summary.get("phases", []) if isinstance(phase, dict)]
-
-
 def mark_phase_switches(axes: Any, run: RunRecord, colour: Any, at: Any = None) -> None:
     """A dashed vertical line where each later phase started (`at` maps a step to x); a
     switch an incomplete run has not reached is not drawn."""
-    for phase in phases(run)[1:]:
+    for phase in run.summary_phases[1:]:
         if phase["start"] >= run.summary.get("steps", 0):
             continue
         x = phase["start"] if at is None else at(phase["start"])

@@ -16,10 +16,11 @@ from typing import Any, Iterable
 import yaml
 
 from sparsetrain.errors import ConfigError
-from sparsetrain.train.rundir import RunDir
+from sparsetrain.train.rundir import METRICS, RECIPE, SUMMARY, RunDir
 
 SWEEP_FILE = "sweep.yaml"
-RUN_MARKERS = ("recipe.yaml", "summary.json")
+RUN_MARKERS = (RECIPE, SUMMARY)
+SPLITS = ("test", "valid")  # the final scores a run reports
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,22 @@ class RunRecord:
         return self.status == "completed"
 
     @property
+    def summary_phases(self) -> list[dict[str, Any]]:
+        """summary.json's phases as run: method, start, end, steps, wall_s."""
+        return [phase for phase in self.summary.get("phases", []) if isinstance(phase, dict)]
+
+    def final_score(self, split: str, metric: str) -> float | None:
+        """The final `split` (valid, test) value of `metric` in summary.json, if there."""
+        return (self.summary.get("final") or {}).get(f"{split}_{metric}")
+
+    @property
     def schedule(self) -> list[dict[str, Any]]:
         """Phases as `{method, share[, restart_lr]}`: the resolved recipe's, else (a run dir
         without recipe.yaml) summary.json's, with shares from their step counts."""
         phases = self.recipe.get("schedule")
         if isinstance(phases, list) and phases:
             return phases
-        phases = [phase for phase in self.summary.get("phases", []) if isinstance(phase, dict)]
+        phases = self.summary_phases
         total = sum(phase.get("steps", 0) for phase in phases) or 1
         return [{"method": phase["method"], "share": phase.get("steps", 0) / total,
                  "restart_lr": phase.get("restart_lr", False)} for phase in phases]
@@ -58,7 +68,7 @@ class RunRecord:
 
     def metrics(self) -> list[dict[str, Any]]:
         """The lines of metrics.jsonl (a torn last line, from a killed run, is skipped)."""
-        path = self.path / "metrics.jsonl"
+        path = self.path / METRICS
         if not path.is_file():
             return []
         records = []
@@ -111,8 +121,8 @@ def is_run_dir(path: Path) -> bool:
 
 
 def read_run(path: Path, name: str | None = None) -> RunRecord:
-    summary = RunDir(path).read_json("summary.json") or {}
-    recipe = _read_yaml(path / "recipe.yaml")
+    summary = RunDir(path).read_json(SUMMARY) or {}
+    recipe = _read_yaml(path / RECIPE)
     status = summary.get("status", "missing")
     return RunRecord(name or path.name, path, status, recipe, summary)
 

@@ -10,18 +10,18 @@ A run that has not completed shows its status and no score: it is never mixed in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
 from sparsetrain.errors import ConfigError
-from sparsetrain.report.runs import RunRecord, find_baseline, schedule_name, shared_metric
+from sparsetrain.report.bench_results import read_bench
+from sparsetrain.report.runs import (SPLITS, RunRecord, find_baseline, schedule_name,
+                                      shared_metric)
 
 METHOD_TITLES = {"dense": "Dense", "coarse": "Coarse-grained", "fine": "Fine-grained",
                  "meprop": "meProp", "threshold": "Threshold", "adaptive": "Adaptive threshold"}
-SPLITS = ("test", "valid")
 
 
 def training_method(schedule: list[dict[str, Any]]) -> str:
@@ -90,11 +90,7 @@ def bench_table(paths: Iterable[Path]) -> pd.DataFrame:
     """The speedup table from `sparsetrain bench` JSON files."""
     rows = []
     for path in paths:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            results, device = data["results"], data.get("environment", {}).get("device", "")
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ConfigError(f"{path}: not a sparsetrain bench JSON file ({error})") from None
+        results, device = read_bench(path)
         for result in results:
             spec = result.get("spec", {})
             rows.append({
@@ -110,9 +106,7 @@ def bench_table(paths: Iterable[Path]) -> pd.DataFrame:
 
 
 def _score(run: RunRecord, metric: dict[str, Any], split: str) -> float | None:
-    if not run.completed:
-        return None
-    return (run.summary.get("final") or {}).get(f"{split}_{metric['name']}")
+    return run.final_score(split, metric["name"]) if run.completed else None
 
 
 def _improvement(score: float | None, base: float | None, metric: dict[str, Any]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from sparsetrain.sweep.spec import SweepRun, SweepSpec
-from sparsetrain.train.rundir import METRICS, RunDir
+from sparsetrain.train.rundir import METRICS, SUMMARY, RunDir
 from sparsetrain.train.summary import final_text
 
 POLL_S = 0.5
@@ -132,12 +132,12 @@ class SweepRunner:
         directory = self.root / state.run.name
         state.step = _last_step(directory)
         if state.total_steps is None:  # written once, when the run starts
-            state.total_steps = (RunDir(directory).read_json("summary.json") or {}).get(
+            state.total_steps = (RunDir(directory).read_json(SUMMARY) or {}).get(
                 "total_steps")
         code = state.process.poll() if state.process else None
         if code is None:
             return
-        summary = RunDir(directory).read_json("summary.json") or {}
+        summary = RunDir(directory).read_json(SUMMARY) or {}
         status = summary.get("status")
         if code == 0 and status == "completed":
             state.state, state.note = "completed", final_text(summary)
