@@ -87,7 +87,7 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> bool:
     if status == "completed":
         click.echo(f"run {run.path} already completed; see {run.path / 'summary.json'}")
         return True
-    if not run.has_checkpoint() or status is None:
+    if not run.resumable():
         raise UserError(f"--resume: nothing to resume in {run.path} (no checkpoint); "
                         "start the run without --resume")
     try:

@@ -11,12 +11,11 @@ import numpy as np
 from sparsetrain.errors import ConfigError
 from sparsetrain.report import plots
 from sparsetrain.report.runs import RunRecord
-from sparsetrain.train.dnet_histograms import FILE
-from sparsetrain.train.rundir import RunDir
+from sparsetrain.train.rundir import DNET_HISTOGRAMS, RunDir
 
 
 def read_histograms(run: RunRecord) -> dict[str, Any]:
-    data = RunDir(run.path).read_json(FILE)
+    data = RunDir(run.path).read_json(DNET_HISTOGRAMS)
     if not data or not data.get("steps"):
         raise ConfigError(f"{run.path}: no dnet histograms recorded (run with "
                           "--set 'record.dnet_steps=[1,100]' to record some)")

@@ -54,7 +54,7 @@ def plan_action(directory: Path) -> tuple[str, str]:
         return "skip", "completed earlier"
     if status == "failed":
         return "blocked", "failed earlier; delete its folder to run it again"
-    if run.has_checkpoint() and status is not None:
+    if run.resumable():
         return "resume", f"{status} earlier"
     return "blocked", "folder has no checkpoint to resume; delete it to run again"
 

@@ -26,9 +26,8 @@ from typing import Any, Sequence
 
 import torch
 
-from sparsetrain.train.rundir import RunDir
+from sparsetrain.train.rundir import DNET_HISTOGRAMS, RunDir
 
-FILE = "dnet_histograms.json"
 GATES = ("i", "f", "g", "o")
 RATIOS = ("1e-3", "1e-2", "1e-1")
 BINNING = ("per gate, layer and step: equal-width bins over [-max|dnet|, max|dnet|], "
@@ -106,8 +105,8 @@ class DnetRecording:
 
     def _write(self, entry: dict[str, Any]) -> None:
         # A resumed run re-runs the steps after its checkpoint: their entries are replaced.
-        old = self.run.read_json(FILE) or {}
+        old = self.run.read_json(DNET_HISTOGRAMS) or {}
         steps = [kept for kept in old.get("steps", []) if kept.get("step") != entry["step"]]
         steps = sorted([*steps, entry], key=lambda item: item["step"])
-        self.run.write_json(FILE, {"gates": list(GATES), "bins": self.bins,
+        self.run.write_json(DNET_HISTOGRAMS, {"gates": list(GATES), "bins": self.bins,
                                    "binning": BINNING, "steps": steps})

@@ -16,8 +16,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sparsetrain.files import write_atomically, write_text_atomically
 
 RECIPE = "recipe.yaml"
@@ -25,6 +23,7 @@ ENV = "env.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
+DNET_HISTOGRAMS = "dnet_histograms.json"  # only with record.dnet_steps
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -88,13 +87,21 @@ class RunDir:
         return None if summary is None else summary.get("status")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        import torch  # here: readers of run folders (table, plot) need no torch
+
         write_atomically(self.file(CHECKPOINT), lambda handle: torch.save(state, handle))
+
+    def resumable(self) -> bool:
+        """A started run `--resume` can continue: it has a checkpoint and a summary."""
+        return self.has_checkpoint() and self.status() is not None
 
     def has_checkpoint(self) -> bool:
         return self.file(CHECKPOINT).is_file()
 
     def load_checkpoint(self) -> dict[str, Any]:
         # Our own file, holding RNG states and numpy arrays: not loadable with weights_only.
+        import torch
+
         return torch.load(self.file(CHECKPOINT), map_location="cpu", weights_only=False)
 
     def open_metrics(self, keep_lines: int = 0) -> MetricsLog:
