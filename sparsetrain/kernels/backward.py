@@ -82,8 +82,9 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
 
 def _split_k(rows: int, features: int, kc: int) -> int:
     """Enough blocks for two waves, each with at least 4 tiles to stream through its pipeline."""
-    blocks = -(-features // products.TILE_COLUMNS) * (rows // products.TILE_ROWS)
-    least_depth = 4 * products.TILE_DEPTH
+    tiles = products.STEP_TILES
+    blocks = -(-features // tiles.columns) * (rows // tiles.rows)
+    least_depth = 4 * tiles.depth
     return max(1, min(kc // least_depth, SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
 
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
-# Mirrors products.cu's tile constants (GM_* for gather_mm, WG_* for region_wgrad).
-TILE_COLUMNS = 128   # gather_mm: output columns per block
-TILE_ROWS = 64       # gather_mm: output rows per block (8 warps, 2 x 4)
-TILE_DEPTH = 32
-GATHER_STAGES = 4
-WGRAD_COLUMNS = 128  # region_wgrad: output columns per block (8 warps, 2 x 4)
-WGRAD_COMPACT_ROWS = 64
-WGRAD_DEPTH = 32
-WGRAD_STAGES = 3
-WGRAD_ACCUMULATOR_STRIDE = WGRAD_COLUMNS + 8
+@dataclass(frozen=True)
+class Tiles:
+    """One kernel tiling, as products.cu's `Tiles<...>` typedef of the same role spells it."""
+    rows: int        # output rows per block (region_wgrad: compact columns of dnet)
+    columns: int     # output columns per block
+    depth: int       # k per shared-memory tile
+    warps_m: int
+    warps_n: int
+    stages: int      # tiles in flight
+
+    @property
+    def threads(self) -> int:
+        return 32 * self.warps_m * self.warps_n
+
+    def cuda(self) -> str:
+        return (f"Tiles<{self.rows}, {self.columns}, {self.depth}, {self.warps_m}, "
+                f"{self.warps_n}, {self.stages}>")
+
+
+STEP_TILES = Tiles(64, 128, 32, 2, 4, 4)    # StepTiles: one step's N rows, split-K
+BATCH_TILES = Tiles(64, 128, 32, 2, 4, 4)   # BatchTiles: all T*N rows
+WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
+KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
                   (torch.bfloat16, torch.bfloat16)}
@@ -27,22 +42,27 @@ def chunk_elements(dtype: torch.dtype) -> int:
     return 16 // (2 if dtype == torch.bfloat16 else 4)
 
 
-def _padded(width: int, dtype: torch.dtype) -> int:
-    return width + chunk_elements(dtype)
-
-
-def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int) -> int:
+def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
+                        tiles: Tiles) -> int:
     """The tile stages, then one int per index entry of a block's share of Kc."""
-    stage = (TILE_ROWS * _padded(TILE_DEPTH, dtype) + TILE_DEPTH * _padded(TILE_COLUMNS, dtype))
+    stage = (tiles.rows * (tiles.depth + chunk_elements(dtype))
+             + tiles.depth * (tiles.columns + KMAJOR_PAD))
     per_split = -(-kc // split_k)
-    depth = -(-per_split // TILE_DEPTH) * TILE_DEPTH  # the kernel's k_len
-    return GATHER_STAGES * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
+    depth = -(-per_split // tiles.depth) * tiles.depth  # the kernel's k_len
+    return tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
 
 
-def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int) -> int:
-    stage = WGRAD_DEPTH * (_padded(WGRAD_COMPACT_ROWS, dtype) + _padded(WGRAD_COLUMNS, dtype))
-    return (accumulator_rows * WGRAD_ACCUMULATOR_STRIDE * 4
-            + WGRAD_STAGES * stage * dtype.itemsize)
+def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) -> int:
+    stage = tiles.depth * (tiles.rows + KMAJOR_PAD + tiles.columns + KMAJOR_PAD)
+    return (accumulator_rows * (tiles.columns + 8) * 4
+            + tiles.stages * stage * dtype.itemsize)
+
+
+def gather_tiling(m: int, rows_per_group: int) -> tuple[str, Tiles]:
+    """The batched tiling where its row blocks stay inside one index group, else the step's."""
+    if m > rows_per_group and rows_per_group % BATCH_TILES.rows == 0:
+        return "batch", BATCH_TILES
+    return "step", STEP_TILES
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
@@ -57,9 +77,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     m, kc = a.shape
     expect_rule((a.dtype, out.dtype) in GATHER_OUTPUTS,
                 f"gather_mm: no {a.dtype} -> {out.dtype} entry")
-    expect_rule(P % 4 == 0 and kc % P == 0 and rows_per_group % TILE_ROWS == 0
+    expect_rule(P % 4 == 0 and kc % P == 0 and rows_per_group % STEP_TILES.rows == 0
                 and m % rows_per_group == 0 and b.dim() == 2 and b.shape[1] % 4 == 0,
-                f"gather_mm: need 4 | P ({P}) | Kc ({kc}), {TILE_ROWS} | rows_per_group "
+                f"gather_mm: need 4 | P ({P}) | Kc ({kc}), {STEP_TILES.rows} | rows_per_group "
                 f"({rows_per_group}) | M ({m}), 4 | F")
     chunk = chunk_elements(a.dtype)
     expect_rule(kc % chunk == 0 and b.shape[1] % chunk == 0,
@@ -71,19 +91,27 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
-    launch("products", f"gather_mm_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
-           (-(-features // TILE_COLUMNS), m // TILE_ROWS, split_k), (256,),
-           (a, b, index, P, rows_per_group, out, m, kc, features),
-           shared_mem=gather_shared_bytes(a.dtype, kc, P, split_k))
+    tiling, tiles = gather_tiling(m, rows_per_group)
+    grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
+    launch("products", f"gather_mm_{tiling}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
+           grid, block, (a, b, index, P, rows_per_group, out, m, kc, features),
+           shared_mem=shared)
 
 
-def wgrad_regions_per_block(P: int, R: int, S: int) -> int:
+def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, split_k: int,
+                    tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
+    """Grid, block and dynamic shared bytes of one gather_mm launch."""
+    return ((-(-features // tiles.columns), m // tiles.rows, split_k), (tiles.threads,),
+            gather_shared_bytes(dtype, kc, P, split_k, tiles))
+
+
+def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) -> int:
     """Whole regions one region_wgrad block takes (0: the method's regions do not fit).
 
     A block's compact columns start on a 16-byte boundary in either dtype (a multiple of 8).
     """
     kept_columns = (R - S) * P
-    per_block = min(WGRAD_COMPACT_ROWS // kept_columns, ACCUMULATOR_ROWS // (R * P))
+    per_block = min(tiles.rows // kept_columns, ACCUMULATOR_ROWS // (R * P))
     while per_block > 1 and (per_block * kept_columns) % 8:
         per_block -= 1
     if per_block == 0 or (per_block * kept_columns) % 8:
@@ -123,13 +151,24 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(out, "out", torch.float32, (regions * R * P, features))
-    grid = (-(-features // WGRAD_COLUMNS), -(-regions // regions_per_block))
-    split = max(1, min(steps // WGRAD_LEAST_STEPS, WGRAD_TARGET_BLOCKS // (grid[0] * grid[1])))
-    if split > 1:
+    grid, block, shared = wgrad_geometry(values.dtype, regions, features, P, R, S, steps,
+                                         WGRAD_TILES)
+    if grid[2] > 1:
         out.zero_()
-    launch("products", f"region_wgrad_{DTYPE_NAMES[values.dtype]}", (*grid, split), (256,),
-           (values, x, index, P, R, S, steps, rows // steps, features, kc, regions_per_block,
-            out), shared_mem=wgrad_shared_bytes(values.dtype, regions_per_block * R * P))
+    launch("products", f"region_wgrad_{DTYPE_NAMES[values.dtype]}", grid, block,
+           (values, x, index, P, R, S, steps, rows // steps, features, kc,
+            wgrad_regions_per_block(P, R, S), out), shared_mem=shared)
+
+
+def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, P: int, R: int, S: int,
+                   steps: int, tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
+    """Grid (column blocks, region blocks, step splits), block and dynamic shared bytes of one
+    region_wgrad launch."""
+    per_block = wgrad_regions_per_block(P, R, S, tiles)
+    blocks = (-(-features // tiles.columns), -(-regions // per_block))
+    split = max(1, min(steps // WGRAD_LEAST_STEPS, WGRAD_TARGET_BLOCKS // (blocks[0] * blocks[1])))
+    return ((*blocks, split), (tiles.threads,),
+            wgrad_shared_bytes(dtype, per_block * R * P, tiles))
 
 
 def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: int,

@@ -1,0 +1,243 @@
+"""Which tiling each product kernel should use: every candidate `Tiles` compiled beside the
+shipped ones, checked against torch, timed on the problems the backward pass gives it.
+
+Usage: python3 benchmarks/tile_sweep.py [--quick]
+Writes $OUT/tile_sweep.json (or benchmarks/results/tile_sweep.json without $OUT) and prints,
+per problem, each candidate's kernel time (a CUDA graph of 10 launches, replayed: median of 20
+after warm-up, divided by 10), TFLOP/s and its registers / spilled bytes; the best is starred.
+cuBLAS (torch.matmul) on the same product without the index gives each problem's reference.
+Each candidate is also built with the mma asm statements not volatile ("free"; they touch no
+memory), which lets the compiler move the next fragment loads ahead of them.
+"""
+import json
+import os
+import pathlib
+import re
+import sys
+
+import cupy
+import torch
+
+from sparsetrain.bench.measure import median_cuda_ms
+from sparsetrain.kernels import _loader, products
+from sparsetrain.kernels.products import Tiles
+
+GATHER_CANDIDATES = [
+    Tiles(64, 128, 32, 2, 4, 4),
+    Tiles(128, 128, 32, 2, 4, 4),
+    Tiles(128, 128, 32, 2, 4, 3),
+    Tiles(128, 128, 64, 2, 4, 3),
+    Tiles(64, 256, 32, 2, 4, 3),
+    Tiles(32, 128, 32, 1, 4, 4),
+    Tiles(32, 64, 64, 1, 2, 3),
+    Tiles(64, 64, 32, 2, 2, 4),
+]
+WGRAD_CANDIDATES = [
+    Tiles(64, 128, 32, 2, 4, 3),
+    Tiles(64, 128, 64, 2, 4, 3),
+    Tiles(128, 128, 32, 2, 4, 3),
+    Tiles(128, 128, 64, 2, 4, 2),
+]
+VARIANTS = {"volatile": lambda source: source,
+            "free": lambda source: re.sub(r'asm volatile\((\s*"mma)', r"asm(\1", source)}
+OUTPUTS = [("float32", "float", "float32", "float"), ("bfloat16", "bf16", "float32", "float"),
+           ("bfloat16", "bf16", "bfloat16", "bf16")]
+SHARED_LIMIT = 232448  # an H100 block's dynamic shared memory
+
+
+def module_source():
+    lines = [_loader.source_text("products")]
+    for i, tiles in enumerate(GATHER_CANDIDATES):
+        lines.append(f"typedef {tiles.cuda()} GatherTry{i};")
+        for dtype, ctype, out, out_ctype in OUTPUTS:
+            lines.append(f"GATHER_ENTRY(try{i}_gather_{dtype}_out_{out}, {ctype}, {out_ctype}, "
+                         f"GatherTry{i})")
+    for i, tiles in enumerate(WGRAD_CANDIDATES):
+        lines.append(f"typedef {tiles.cuda()} WgradTry{i};")
+        for dtype, ctype in (("float32", "float"), ("bfloat16", "bf16")):
+            lines.append(f"WGRAD_ENTRY(try{i}_wgrad_{dtype}, {ctype}, WgradTry{i})")
+    return "\n".join(lines)
+
+
+def run(function, grid, block, shared, args):
+    if shared > 48 * 1024:
+        function.max_dynamic_shared_size_bytes = shared
+    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+    with stream:
+        function(grid, block, tuple(_loader._argument(a) for a in args), shared_mem=shared)
+
+
+def device_ms(work, launches=10):
+    """Kernel time without launch overhead: `launches` calls captured in one graph."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        work()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(launches):
+            work()
+    return median_cuda_ms(graph.replay, 3, 20) / launches
+
+
+def relative_error(out, expected):
+    return ((out.double() - expected).norm() / expected.norm()).item()
+
+
+def kept_index(steps, slices, regions, keep, device):
+    per_region = slices // regions
+    return torch.stack([torch.cat([g * per_region
+                                   + torch.randperm(per_region, device=device)[:keep].sort().values
+                                   for g in range(regions)]) for _ in range(steps)]).int()
+
+
+def gather_problems(quick):
+    # name, dtype, out dtype, M, Kc (kept), 4H, F, rows_per_group, splits to try
+    problems = [
+        ("dx large dense", "bfloat16", "bfloat16", 4480, 4096, 4096, 1024, 128, [1]),
+        ("dx large coarse", "bfloat16", "bfloat16", 4480, 2048, 4096, 1024, 128, [1]),
+        ("dx xl dense", "bfloat16", "bfloat16", 8960, 8192, 8192, 2048, 256, [1]),
+        ("dx large dense", "float32", "float32", 4480, 4096, 4096, 1024, 128, [1]),
+        ("step large dense", "bfloat16", "float32", 128, 4096, 4096, 1024, 128, [4, 8, 16, 32]),
+        ("step large coarse", "bfloat16", "float32", 128, 2048, 4096, 1024, 128, [4, 8, 16]),
+        ("step xl dense", "bfloat16", "float32", 256, 8192, 8192, 2048, 256, [2, 4, 8, 16]),
+        ("step large dense", "float32", "float32", 128, 4096, 4096, 1024, 128, [4, 8, 16, 32]),
+        ("step ptb dense", "bfloat16", "float32", 64, 2048, 2048, 512, 64, [4, 8, 16]),
+    ]
+    return problems[:2] + problems[4:5] if quick else problems
+
+
+def wgrad_problems(quick):
+    # name, dtype, steps, N, S (P=4, R=8), 4H, F
+    problems = [
+        ("dW large dense", "bfloat16", 35, 128, 0, 4096, 1024),
+        ("dW large coarse", "bfloat16", 35, 128, 4, 4096, 1024),
+        ("dW xl dense", "bfloat16", 35, 256, 0, 8192, 2048),
+        ("dW xl coarse", "bfloat16", 35, 256, 4, 8192, 2048),
+        ("dW large dense", "float32", 35, 128, 0, 4096, 1024),
+        ("dW ptb coarse", "bfloat16", 35, 64, 4, 2048, 512),
+    ]
+    return problems[:2] if quick else problems
+
+
+def sweep_gather(modules, quick):
+    results = []
+    for name, dtype, out_dtype, M, kc, width, F, group, splits in gather_problems(quick):
+        torch_dtype = getattr(torch, dtype)
+        P = 4
+        a = torch.randn(M, kc, device="cuda").to(torch_dtype)
+        b = (torch.randn(width, F, device="cuda") * 0.05).to(torch_dtype)
+        index = kept_index(M // group, width // P, width // (P * 8), kc * 8 // width, "cuda")
+        expected = torch.cat([a[g * group:(g + 1) * group].double()
+                              @ b.double()[(index[g].long()[:, None] * P
+                                            + torch.arange(P, device="cuda")).flatten()]
+                              for g in range(M // group)])
+        problem = f"{name} {dtype}"
+        flops = 2 * M * kc * F
+        dense_b = b[:kc]
+        cublas = device_ms(lambda: torch.matmul(a, dense_b))
+        results.append({"problem": problem, "kernel": "cuBLAS", "tiles": "torch.matmul",
+                        "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
+                        "registers": 0, "spilled_bytes": 0})
+        for variant, module in modules.items():
+            for i, tiles in enumerate(GATHER_CANDIDATES):
+                if group % tiles.rows:
+                    continue
+                function = module.get_function(f"try{i}_gather_{dtype}_out_{out_dtype}")
+                best = None
+                for split in splits:
+                    grid, block, shared = products.gather_geometry(torch_dtype, M, kc, F, P,
+                                                                   split, tiles)
+                    if shared > SHARED_LIMIT:
+                        continue
+                    out = torch.zeros(M, F, device="cuda", dtype=getattr(torch, out_dtype))
+                    args = (a, b, index, P, group, out, M, kc, F)
+                    run(function, grid, block, shared, args)
+                    error = relative_error(out, expected)
+                    # The backward's cell step clears the split-K output: no zeroing timed.
+                    ms = device_ms(lambda: run(function, grid, block, shared, args))
+                    if best is None or ms < best["ms"]:
+                        best = {"ms": ms, "split": split, "error": error}
+                if best is None:
+                    continue
+                best.update(problem=problem, kernel=f"gather_mm {variant}", tiles=tiles.cuda(),
+                            tflops=flops / best["ms"] / 1e9, registers=function.num_regs,
+                            spilled_bytes=function.local_size_bytes)
+                results.append(best)
+    return results
+
+
+def sweep_wgrad(modules, quick):
+    results = []
+    P, R = 4, 8
+    for name, dtype, steps, N, S, width, F in wgrad_problems(quick):
+        torch_dtype = getattr(torch, dtype)
+        regions, keep = width // (P * R), R - S
+        kc = regions * keep * P
+        values = torch.randn(steps * N, kc, device="cuda").to(torch_dtype)
+        x = torch.randn(steps * N, F, device="cuda").to(torch_dtype)
+        index = kept_index(steps, width // P, regions, keep, "cuda")
+        expected = torch.zeros(width, F, dtype=torch.float64, device="cuda")
+        for t in range(steps):
+            rows = (index[t].long()[:, None] * P + torch.arange(P, device="cuda")).flatten()
+            expected[rows] += (values[t * N:(t + 1) * N].double().t()
+                               @ x[t * N:(t + 1) * N].double())
+        problem = f"{name} {dtype}"
+        flops = 2 * steps * N * kc * F
+        cublas = device_ms(lambda: torch.matmul(values.t(), x))
+        results.append({"problem": problem, "kernel": "cuBLAS", "tiles": "torch.matmul",
+                        "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
+                        "registers": 0, "spilled_bytes": 0})
+        for variant, module in modules.items():
+            for i, tiles in enumerate(WGRAD_CANDIDATES):
+                if products.wgrad_regions_per_block(P, R, S, tiles) == 0:
+                    continue
+                grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, P, R, S,
+                                                              steps, tiles)
+                if shared > SHARED_LIMIT:
+                    continue
+                function = module.get_function(f"try{i}_wgrad_{dtype}")
+                out = torch.zeros(width, F, device="cuda")
+                args = (values, x, index, P, R, S, steps, N, F, kc,
+                        products.wgrad_regions_per_block(P, R, S, tiles), out)
+
+                def work():
+                    if grid[2] > 1:
+                        out.zero_()
+                    run(function, grid, block, shared, args)
+                work()
+                error = relative_error(out, expected)
+                ms = device_ms(work)
+                results.append({"problem": problem, "kernel": f"region_wgrad {variant}",
+                                "tiles": tiles.cuda(), "ms": ms, "split": grid[2],
+                                "error": error, "tflops": flops / ms / 1e9,
+                                "registers": function.num_regs,
+                                "spilled_bytes": function.local_size_bytes})
+    return results
+
+
+def main():
+    quick = "--quick" in sys.argv
+    source = module_source()
+    modules = {variant: cupy.RawModule(code=change(source), options=_loader.NVRTC_OPTIONS)
+               for variant, change in VARIANTS.items()}
+    results = sweep_gather(modules, quick) + sweep_wgrad(modules, quick)
+    problems = dict.fromkeys(r["problem"] for r in results)
+    for problem in problems:
+        rows = [r for r in results if r["problem"] == problem]
+        fastest = min(r["ms"] for r in rows if r["kernel"] != "cuBLAS")
+        print(f"== {problem}")
+        for r in rows:
+            star = "*" if r["ms"] == fastest else " "
+            print(f" {star} {r['kernel'][-8:]:8s} {r['tiles']:28s} {r['ms'] * 1000:8.1f} us "
+                  f"{r['tflops']:5.0f} TFLOP/s split {r['split']:2d} err {r['error']:.0e} "
+                  f"regs {r['registers']:3d} spill {r['spilled_bytes']}")
+    out_dir = pathlib.Path(os.environ.get("OUT", "benchmarks/results"))
+    (out_dir / "tile_sweep.json").write_text(json.dumps(
+        {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+         "cupy": cupy.__version__, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
