@@ -1,4 +1,5 @@
-"""Every .cu kernel source compiles for Hopper with nvcc, as NVRTC will see it (CPU only)."""
+"""Every .cu kernel source compiles for Hopper (sm_90, or sm_90a where the loader asks for it)
+with nvcc, as NVRTC will see it (CPU only)."""
 
 import shutil
 import subprocess
@@ -15,8 +16,10 @@ NVCC = shutil.which("nvcc")
 def test_kernel_source_compiles_for_sm90(source, tmp_path):
     unit = tmp_path / source.name
     unit.write_text(_loader.source_text(source.stem))
+    arch = ("-gencode=arch=compute_90a,code=sm_90a"
+            if "-arch=sm_90a" in _loader.MODULE_OPTIONS.get(source.stem, ()) else "-arch=sm_90")
     result = subprocess.run(
-        [NVCC, "-arch=sm_90", "-std=c++17", "-c", str(unit), "-o", str(tmp_path / "unit.o")],
+        [NVCC, arch, "-std=c++17", "-c", str(unit), "-o", str(tmp_path / "unit.o")],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -33,3 +36,15 @@ def test_compiled_text_points_lines_back_into_the_cu_file():
     text = _loader.source_text(source.stem)
     assert f'#line 1 "{source}"' in text
     assert f'#line 1 "{_loader.COMMON_HEADER}"' in text
+
+
+def test_products_tilings_match_their_python_mirrors():
+    from sparsetrain.kernels import products
+
+    text = (_loader.KERNEL_DIR / "products.cu").read_text()
+    for name, tiles in [("StepTiles", products.STEP_TILES), ("BatchTiles", products.BATCH_TILES),
+                        ("WgradTiles", products.WGRAD_TILES)]:
+        assert f"typedef {tiles.cuda()} {name};" in text, name
+    hopper = (_loader.KERNEL_DIR / "hopper.cu").read_text()
+    tiles = products.HOPPER_BATCH_TILES
+    assert f"bf16, {tiles.rows // 64}, {tiles.stages})" in hopper

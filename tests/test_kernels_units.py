@@ -172,10 +172,14 @@ def _gathered_rows(index_row, P):
                                                (torch.bfloat16, torch.bfloat16)])
 @pytest.mark.parametrize("split_k", [1, 3])
 @pytest.mark.parametrize("P", [4, 12])  # 12: a split of Kc starts inside a slice
-def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k, P):
+@pytest.mark.parametrize("rows_per_group", [64, 128])  # 128: the batched tiling
+@pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])
+def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k, P,
+                                                         rows_per_group, wgmma, monkeypatch):
     if split_k > 1 and out_dtype != torch.float32:
         pytest.skip("split-K adds in float32 only")
-    groups, rows_per_group, kept_slices, features = 3, 64, 40, 200
+    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
+    groups, kept_slices, features = 3, 40, 200
     a = randn(groups * rows_per_group, kept_slices * P, dtype=a_dtype)
     b = randn(512, features, dtype=a_dtype)
     index = torch.stack([torch.randperm(512 // P, device="cuda")[:kept_slices].sort().values

@@ -26,6 +26,8 @@ KERNEL_DIR = pathlib.Path(__file__).resolve().parent
 COMMON_HEADER = KERNEL_DIR / "common.cuh"
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
 NVRTC_OPTIONS = ("--std=c++17",)
+# hopper.cu's wgmma instructions exist only in the architecture-specific sm_90a target.
+MODULE_OPTIONS = {"hopper": ("-arch=sm_90a",)}
 
 
 def source_files() -> list[pathlib.Path]:
@@ -51,7 +53,8 @@ def cupy_available() -> bool:
 def _module(name: str) -> Any:
     import cupy
 
-    return cupy.RawModule(code=source_text(name), options=NVRTC_OPTIONS)
+    return cupy.RawModule(code=source_text(name),
+                          options=NVRTC_OPTIONS + MODULE_OPTIONS.get(name, ()))
 
 
 @functools.cache

@@ -26,7 +26,6 @@ from sparsetrain.sparsify import Sparsifier
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
 DENSE_REGION = 8
 COARSE_ROWS_PER_CHUNK = 8   # rows per partial norm: more, smaller cell-step blocks
-SPLIT_K_TARGET_BLOCKS = 264  # two waves on an H100
 
 
 @dataclass
@@ -80,14 +79,6 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
     return f"method {name} has no kernel plan"
 
 
-def _split_k(rows: int, features: int, kc: int) -> int:
-    """Enough blocks for two waves, each with at least 4 tiles to stream through its pipeline."""
-    tiles = products.STEP_TILES
-    blocks = -(-features // tiles.columns) * (rows // tiles.rows)
-    least_depth = 4 * tiles.depth
-    return max(1, min(kc // least_depth, SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
-
-
 def _step_records(kept_fraction: float, kept: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     """(T, 3) records from the per-step kept and total squared norms, made on the device (so a
     captured graph makes them too)."""
@@ -128,7 +119,7 @@ class _Loop:
 
     def recur(self, values: torch.Tensor, index: torch.Tensor, P: int) -> None:
         """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
-        split = _split_k(self.batch, self.hidden, values.shape[1])
+        split = products.step_split(self.batch, self.hidden, values.shape[1])
         products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
 
     def h_prev(self) -> torch.Tensor:

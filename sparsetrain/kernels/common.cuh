@@ -120,6 +120,18 @@ template <> struct Mma<float> {
 __device__ __forceinline__ int acc_row(int e, int g) { return g + 8 * (e >> 1); }
 __device__ __forceinline__ int acc_col(int e, int t) { return 2 * t + (e & 1); }
 
+// Two adjacent outputs (8-byte aligned): stored, or with `add` reduced into fp32 memory by one
+// vector red (split-K: half the atomic operations of scalar adds).
+__device__ __forceinline__ void store_pair(float* at, float a, float b, bool add) {
+    if (add)
+        asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(at), "f"(a), "f"(b) : "memory");
+    else
+        *reinterpret_cast<float2*>(at) = make_float2(a, b);
+}
+__device__ __forceinline__ void store_pair(bf16* at, float a, float b, bool) {
+    *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(a, b);
+}
+
 // Asynchronous 16-byte global -> shared copies (sm_80+): a tile's loads stay in flight while the
 // tensor cores work on earlier tiles. Bytes past `src_bytes` (0..16) are filled with zeros, so
 // edges and padding need no separate stores. Groups complete in the order they were committed.

@@ -27,18 +27,6 @@ template <typename T> struct Layout {
     static constexpr int KMAJOR_PAD = 8;
 };
 
-// Two adjacent outputs (8-byte aligned): stored, or with `add` reduced into fp32 memory by one
-// vector red (split-K: half the atomic operations of scalar adds).
-__device__ __forceinline__ void store_pair(float* at, float a, float b, bool add) {
-    if (add)
-        asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(at), "f"(a), "f"(b) : "memory");
-    else
-        *reinterpret_cast<float2*>(at) = make_float2(a, b);
-}
-__device__ __forceinline__ void store_pair(bf16* at, float a, float b, bool) {
-    *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(a, b);
-}
-
 // out (M x F) = A (M x Kc, compact values) . B[rows of the kept slices] (B is rows x F).
 // Compact column k of row block `group` reads B row index[group][k / P] * P + k % P, where
 // group = row / rows_per_group (one step's N rows share one index; rows_per_group % C::BM == 0).
@@ -298,7 +286,7 @@ __device__ void step_column_sums(const T* vals, const int* slot, int P, int N, i
 // The tilings in use (products.py mirrors them): the per-step product has few output rows
 // (one step's N) and many split-K blocks; the batched products have T*N rows.
 typedef Tiles<64, 128, 32, 2, 4, 4> StepTiles;
-typedef Tiles<64, 128, 32, 2, 4, 4> BatchTiles;
+typedef Tiles<128, 128, 32, 2, 4, 3> BatchTiles;
 typedef Tiles<64, 128, 32, 2, 4, 3> WgradTiles;
 
 #define GATHER_ENTRY(NAME, T, OutT, TILES)                                                    \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -11,13 +12,15 @@ from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
 @dataclass(frozen=True)
 class Tiles:
-    """One kernel tiling, as products.cu's `Tiles<...>` typedef of the same role spells it."""
+    """One kernel tiling, as products.cu's `Tiles<...>` typedef of the same role spells it
+    (hopper.cu's tiles are fixed by its entries and unpadded)."""
     rows: int        # output rows per block (region_wgrad: compact columns of dnet)
     columns: int     # output columns per block
     depth: int       # k per shared-memory tile
     warps_m: int
     warps_n: int
     stages: int      # tiles in flight
+    padded: bool = True  # rows padded against bank conflicts (products.cu's Layout)
 
     @property
     def threads(self) -> int:
@@ -29,12 +32,22 @@ class Tiles:
 
 
 STEP_TILES = Tiles(64, 128, 32, 2, 4, 4)    # StepTiles: one step's N rows, split-K
-BATCH_TILES = Tiles(64, 128, 32, 2, 4, 4)   # BatchTiles: all T*N rows
+BATCH_TILES = Tiles(128, 128, 32, 2, 4, 3)  # BatchTiles: all T*N rows
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
+HOPPER_BATCH_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
 KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
                   (torch.bfloat16, torch.bfloat16)}
+# hopper.cu's wgmma kernels where the GPU has them (sm_90) and the values are bf16; switched off
+# by benchmarks and tests that time or check the mma.sync kernels other GPUs run.
+USE_WGMMA = True
+SPLIT_K_TARGET_BLOCKS = 264  # per-step product: two waves on an H100
+
+
+@functools.cache
+def _has_wgmma(device: int) -> bool:
+    return torch.cuda.get_device_capability(device) == (9, 0)
 
 
 def chunk_elements(dtype: torch.dtype) -> int:
@@ -45,8 +58,8 @@ def chunk_elements(dtype: torch.dtype) -> int:
 def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
                         tiles: Tiles) -> int:
     """The tile stages, then one int per index entry of a block's share of Kc."""
-    stage = (tiles.rows * (tiles.depth + chunk_elements(dtype))
-             + tiles.depth * (tiles.columns + KMAJOR_PAD))
+    pad_rows, pad_columns = (chunk_elements(dtype), KMAJOR_PAD) if tiles.padded else (0, 0)
+    stage = (tiles.rows * (tiles.depth + pad_rows) + tiles.depth * (tiles.columns + pad_columns))
     per_split = -(-kc // split_k)
     depth = -(-per_split // tiles.depth) * tiles.depth  # the kernel's k_len
     return tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
@@ -58,11 +71,25 @@ def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) 
             + tiles.stages * stage * dtype.itemsize)
 
 
-def gather_tiling(m: int, rows_per_group: int) -> tuple[str, Tiles]:
-    """The batched tiling where its row blocks stay inside one index group, else the step's."""
-    if m > rows_per_group and rows_per_group % BATCH_TILES.rows == 0:
-        return "batch", BATCH_TILES
-    return "step", STEP_TILES
+def gather_kernel(m: int, rows_per_group: int, dtype: torch.dtype,
+                  device: torch.device) -> tuple[str, str, Tiles]:
+    """(module, entry prefix, tiles) of the gather_mm kernel for this product: the batched
+    tiling where its row blocks stay inside one index group (on wgmma for bf16 on sm_90), else
+    the step's."""
+    if m > rows_per_group:
+        if (USE_WGMMA and dtype == torch.bfloat16 and _has_wgmma(device.index or 0)
+                and rows_per_group % HOPPER_BATCH_TILES.rows == 0):
+            return "hopper", "gather_mm_hopper_batch", HOPPER_BATCH_TILES
+        if rows_per_group % BATCH_TILES.rows == 0:
+            return "products", "gather_mm_batch", BATCH_TILES
+    return "products", "gather_mm_step", STEP_TILES
+
+
+def step_split(rows: int, features: int, kc: int) -> int:
+    """Split-K for the per-step product: enough blocks for two waves, each with at least 4
+    tiles to stream through its pipeline."""
+    blocks = -(-features // STEP_TILES.columns) * (rows // STEP_TILES.rows)
+    return max(1, min(kc // (4 * STEP_TILES.depth), SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
@@ -91,9 +118,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
-    tiling, tiles = gather_tiling(m, rows_per_group)
+    module, prefix, tiles = gather_kernel(m, rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
-    launch("products", f"gather_mm_{tiling}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
+    launch(module, f"{prefix}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            grid, block, (a, b, index, P, rows_per_group, out, m, kc, features),
            shared_mem=shared)
 

@@ -1,0 +1,150 @@
+// Matrix products on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a; bf16 operands,
+// fp32 accumulate), for the same indexed products as products.cu's gather_mm. products.py
+// launches these for the batched product (dx) where the GPU is sm_90 and the values are bf16;
+// elsewhere the mma.sync kernels.
+//
+// Shared tiles use wgmma's 128-byte swizzle: a tile row of 64 bf16 (128 bytes) keeps its eight
+// 16-byte chunks, chunk c of row r at position c ^ (r % 8), so the eight rows of an atom
+// (1024 bytes) spread every chunk column over all banks, for the cp.async writes and for the
+// tensor cores' reads alike. A: BM rows of 64 k (K-major). B: two atoms side by side in N, each
+// 64 k-rows of 64 n (MN-major, "transposed"). A descriptor names the start, the swizzle, the
+// stride between 8-row groups (1024 bytes) and, for B, between the two N halves.
+
+__device__ __forceinline__ unsigned long long tile_descriptor(const void* tile, int leading_bytes,
+                                                              int stride_bytes) {
+    unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(tile));
+    return (unsigned long long)((address & 0x3FFFF) >> 4)
+         | ((unsigned long long)((leading_bytes >> 4) & 0x3FFF) << 16)
+         | ((unsigned long long)((stride_bytes >> 4) & 0x3FFF) << 32)
+         | (1ull << 62);  // 128-byte swizzle
+}
+
+// d (64 x 128 per warpgroup, fp32) += A (64 x 16, K-major) . B (16 x 128, N-major).
+__device__ __forceinline__ void wgmma_64x128(float d[64], unsigned long long a,
+                                             unsigned long long b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(a), "l"(b));
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(PENDING) : "memory");
+}
+// cp.async wrote the tiles through the generic proxy; wgmma reads them through the async one.
+__device__ __forceinline__ void fence_async_shared() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// Element offset of chunk c (8 elements) of row r in a swizzled run of 128-byte rows.
+__device__ __forceinline__ int swizzled(int r, int c) { return r * 64 + ((c ^ (r % 8)) * 8); }
+
+// out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
+// over gridDim.z with red adds into fp32 out). WGS warpgroups of 64 rows each, 128 columns,
+// BK = 64 (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
+// hopper_stage<WGS>() elements, then the block's index entries.
+template <int WGS> __host__ __device__ constexpr int hopper_stage() { return 64 * WGS * 64 + 64 * 128; }
+
+template <typename OutT, int WGS, int STAGES>
+__device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
+                                 int rows_per_group, OutT* out, int M, int Kc, int F) {
+    constexpr int BM = 64 * WGS, BN = 128, BK = 64, THREADS = 128 * WGS;
+    constexpr int A_CHUNKS = BM * BK / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
+    constexpr int STAGE = hopper_stage<WGS>();
+    extern __shared__ __align__(1024) unsigned char shared_bytes[];
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
+    int k_len = ((Kc + gridDim.z - 1) / gridDim.z + BK - 1) / BK * BK;
+    int k_begin = blockIdx.z * k_len, k_end = min(Kc, k_begin + k_len);
+    int k_tiles = k_begin < k_end ? (k_end - k_begin + BK - 1) / BK : 0;
+    int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
+    int first_slice = k_begin / P;
+    for (int j = first_slice + tid; j * P < k_end; j += THREADS)
+        first_rows[j - first_slice] = idx[j] * P;
+    __syncthreads();
+    auto issue = [&](int tile) {
+        bf16* As = stages + (tile % STAGES) * STAGE;
+        bf16* Bs = As + BM * BK;
+        int k0 = k_begin + tile * BK;
+#pragma unroll
+        for (int i = 0; i < A_CHUNKS; ++i) {
+            int e = i * THREADS + tid, m = e / 8, k_chunk = e % 8;
+            int k = k0 + 8 * k_chunk;
+            bool inside = m0 + m < M && k < k_end;
+            copy_async16(As + swizzled(m, k_chunk), inside ? A + (size_t)(m0 + m) * Kc + k : A,
+                         inside ? 16 : 0);
+        }
+#pragma unroll
+        for (int i = 0; i < B_CHUNKS; ++i) {
+            int e = i * THREADS + tid, k = e / 16, n_chunk = e % 16;
+            int kk = k0 + k, n = n0 + 8 * n_chunk;
+            bool inside = kk < k_end && n < F;
+            const bf16* source =
+                inside ? B + (size_t)(first_rows[kk / P - first_slice] + kk % P) * F + n : B;
+            copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8), source,
+                         inside ? 16 : 0);
+        }
+    };
+    float d[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) d[i] = 0.f;
+    // Loads run STAGES-2 tiles ahead: a stage is refilled only once the wgmma two tiles back,
+    // the last that read it, has completed in both warpgroups (wait_group 1, then a barrier).
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < k_tiles) issue(s);
+        copy_async_commit();
+    }
+    for (int tile = 0; tile < k_tiles; ++tile) {
+        __syncthreads();
+        if (tile + STAGES - 2 < k_tiles) issue(tile + STAGES - 2);
+        copy_async_commit();
+        copy_async_wait<STAGES - 2>();
+        fence_async_shared();
+        __syncthreads();
+        const bf16* As = stages + (tile % STAGES) * STAGE + group * 64 * BK;
+        const bf16* Bs = stages + (tile % STAGES) * STAGE + BM * BK;
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
+            wgmma_64x128(d, tile_descriptor(As + 16 * j, 16, 1024),
+                         tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024));
+        wgmma_commit();
+        wgmma_wait<1>();
+    }
+    wgmma_wait<0>();
+    int row = m0 + group * 64 + warp * 16 + lane / 4;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        int col = n0 + 8 * i + 2 * (lane % 4);
+        if (col >= F) continue;
+#pragma unroll
+        for (int half = 0; half < 2; ++half)
+            if (row + 8 * half < M)
+                store_pair(out + (size_t)(row + 8 * half) * F + col, d[4 * i + 2 * half],
+                           d[4 * i + 2 * half + 1], gridDim.z > 1);
+    }
+}
+
+#define HOPPER_ENTRY(NAME, OutT, WGS, STAGES)                                                   \
+    extern "C" __global__ void __launch_bounds__(128 * WGS) NAME(                              \
+        const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, OutT* out,   \
+        int M, int Kc, int F) {                                                                 \
+        gather_mm_hopper<OutT, WGS, STAGES>(A, B, index, P, rows_per_group, out, M, Kc, F);    \
+    }
+// The batched products only: two warpgroups, three stages (96 KB, so two blocks share an SM;
+// 4-6 stages ran 15-25% slower, benchmarks/wgmma_probe.py --stages). The per-step product
+// stays on mma.sync, which ran it faster (12.9 vs 13.6 us at H 1024, N 128).
+HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_float32, float, 2, 3)
+HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_bfloat16, bf16, 2, 3)
