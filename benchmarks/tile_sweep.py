@@ -112,7 +112,7 @@ def wgrad_problems(quick):
         ("dW large dense", "float32", 35, 128, 0, 4096, 1024),
         ("dW ptb coarse", "bfloat16", 35, 64, 4, 2048, 512),
     ]
-    return problems[:2] if quick else problems
+    return problems[:4] if quick else problems
 
 
 def sweep_gather(modules, quick):
@@ -197,6 +197,16 @@ def sweep_wgrad(modules, quick):
         results.append({"problem": problem, "kernel": "cuBLAS", "tiles": "torch.matmul",
                         "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
                         "registers": 0, "spilled_bytes": 0})
+        if torch_dtype == torch.bfloat16 and products._has_wgmma(0):
+            out = torch.zeros(width, F, device="cuda")
+            products.region_wgrad(values, x, index, P, R, S, steps, out)
+            error = relative_error(out, expected)
+            ms = device_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
+            tiles = products.HOPPER_WGRAD_TILES
+            results.append({"problem": problem, "kernel": "region_wgrad wgmma",
+                            "tiles": f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
+                            "ms": ms, "split": 0, "error": error, "tflops": flops / ms / 1e9,
+                            "registers": 0, "spilled_bytes": 0})
         for variant, module in modules.items():
             for i, tiles in enumerate(WGRAD_CANDIDATES):
                 if products.wgrad_regions_per_block(P, R, S, tiles) == 0:

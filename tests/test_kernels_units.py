@@ -197,8 +197,12 @@ def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, spl
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (6, 2), (4, 3)])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
-def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps):
-    n, P, regions, features = 32, 4, 4, 160
+@pytest.mark.parametrize("n", [32, 136])  # 136: a step spans three 64-row tiles
+@pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])
+def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, wgmma,
+                                                        monkeypatch):
+    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
+    P, regions, features = 4, 4, 160
     keep = R - S
     values = randn(steps * n, regions * keep * P, dtype=dtype)
     x = randn(steps * n, features, dtype=dtype)

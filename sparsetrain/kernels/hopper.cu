@@ -19,12 +19,15 @@ __device__ __forceinline__ unsigned long long tile_descriptor(const void* tile, 
          | (1ull << 62);  // 128-byte swizzle
 }
 
-// d (64 x 128 per warpgroup, fp32) += A (64 x 16, K-major) . B (16 x 128, N-major).
+// d (64 x 128 per warpgroup, fp32) += A (64 x 16; K-major, or M-major with TRANSPOSE_A)
+// . B (16 x 128, N-major).
+// accumulate 0: d = A . B (what d held is ignored, so a new sum needs no zeroing).
+template <int TRANSPOSE_A>
 __device__ __forceinline__ void wgmma_64x128(float d[64], unsigned long long a,
-                                             unsigned long long b) {
+                                             unsigned long long b, int accumulate = 1) {
     asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 1;\n}\n"
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %67, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %66, 1;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
           "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
           "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
@@ -33,7 +36,7 @@ __device__ __forceinline__ void wgmma_64x128(float d[64], unsigned long long a,
           "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
           "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
           "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(a), "l"(b));
+        : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -118,7 +121,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
-            wgmma_64x128(d, tile_descriptor(As + 16 * j, 16, 1024),
+            wgmma_64x128<0>(d, tile_descriptor(As + 16 * j, 16, 1024),
                          tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024));
         wgmma_commit();
         wgmma_wait<1>();
@@ -137,6 +140,116 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     }
 }
 
+// Weight gradient as products.cu's region_wgrad (same arguments, accumulator and step split),
+// on wgmma: one warpgroup per block, 64 compact columns x 128 columns of F, 64 rows of N per
+// tile. Both operands are read MN-major: A = s_t^T straight from the compact values (64 compact
+// columns = one 128-byte swizzled row per row of N), B = X_t as in gather_mm_hopper. At the end
+// of each step the warpgroup waits for its products and adds them into the shared accumulator
+// rows of that step's kept slices. Dynamic shared memory: STAGES stages of wgrad_hopper_stage()
+// elements (1024-byte aligned for the swizzle), then the accumulator (rows x (128 + 8) floats).
+__host__ __device__ constexpr int wgrad_hopper_stage() { return 64 * 64 + 64 * 128; }
+
+template <int STAGES>
+__device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index, int P,
+                                    int R, int S, int steps, int N, int F, int Kc,
+                                    int regions_per_block, float* dW) {
+    constexpr int BM = 64, BN = 128, BK = 64, THREADS = 128, ACC_STRIDE = BN + 8;
+    constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
+    constexpr int STAGE = wgrad_hopper_stage();
+    extern __shared__ __align__(1024) unsigned char shared_bytes[];
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
+    float* acc = reinterpret_cast<float*>(stages + STAGES * STAGE);
+    int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    int keep = R - S, Kr = keep * P, RP = R * P, G = Kc / Kr;
+    int first_region = blockIdx.y * regions_per_block;
+    int regions = min(regions_per_block, G - first_region);
+    int m0 = first_region * Kr, m_count = regions * Kr, n0 = blockIdx.x * BN;
+    int acc_rows = regions * RP;
+    int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
+    int first_step = blockIdx.z * steps_per_split;
+    int k_tiles = (N + BK - 1) / BK;
+    int tiles = max(0, min(steps - first_step, steps_per_split)) * k_tiles;
+    for (int i = tid; i < acc_rows * ACC_STRIDE; i += THREADS) acc[i] = 0.f;
+    auto issue = [&](int tile) {
+        bf16* As = stages + (tile % STAGES) * STAGE;
+        bf16* Bs = As + BK * BM;
+        int s = first_step + tile / k_tiles, k0 = (tile % k_tiles) * BK;
+        const bf16* v = vals + (size_t)s * N * Kc;
+        const bf16* x = X + (size_t)s * N * F;
+#pragma unroll
+        for (int i = 0; i < A_CHUNKS; ++i) {
+            int e = i * THREADS + tid, k = e / 8, m_chunk = e % 8, m = 8 * m_chunk;
+            int bytes = k0 + k < N ? max(0, min(8, m_count - m)) * 2 : 0;
+            copy_async16(As + swizzled(k, m_chunk),
+                         bytes ? v + (size_t)(k0 + k) * Kc + m0 + m : vals, bytes);
+        }
+#pragma unroll
+        for (int i = 0; i < B_CHUNKS; ++i) {
+            int e = i * THREADS + tid, k = e / 16, n_chunk = e % 16, n = n0 + 8 * n_chunk;
+            bool inside = k0 + k < N && n < F;
+            copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8),
+                         inside ? x + (size_t)(k0 + k) * F + n : X, inside ? 16 : 0);
+        }
+    };
+    float d[64];  // each step's first product overwrites it
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < tiles) issue(s);
+        copy_async_commit();
+    }
+    for (int tile = 0; tile < tiles; ++tile) {
+        int s = first_step + tile / k_tiles, k_tile = tile % k_tiles;
+        // Also orders the previous step's accumulator additions before this step's.
+        __syncthreads();
+        if (tile + STAGES - 2 < tiles) issue(tile + STAGES - 2);
+        copy_async_commit();
+        copy_async_wait<STAGES - 2>();
+        fence_async_shared();
+        __syncthreads();
+        const bf16* As = stages + (tile % STAGES) * STAGE;
+        const bf16* Bs = As + BK * BM;
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
+            wgmma_64x128<1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
+                            tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
+                            k_tile > 0 || j > 0);
+        wgmma_commit();
+        if (k_tile < k_tiles - 1) {
+            wgmma_wait<1>();
+            continue;
+        }
+        wgmma_wait<0>();  // step s done: add into its kept slices' rows
+        const int* idx = index + (size_t)s * (Kc / P);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            int m = warp * 16 + lane / 4 + 8 * half;
+            if (m < m_count) {
+                int compact = m0 + m;
+                float* row = acc + ((idx[compact / P] - first_region * R) * P + compact % P)
+                                       * ACC_STRIDE + 2 * (lane % 4);
+#pragma unroll
+                for (int i = 0; i < 16; ++i) {
+                    float2* pair = reinterpret_cast<float2*>(row + 8 * i);
+                    float2 sum = *pair;
+                    sum.x += d[4 * i + 2 * half];
+                    sum.y += d[4 * i + 2 * half + 1];
+                    *pair = sum;
+                }
+            }
+        }
+    }
+    wgmma_wait<0>();
+    __syncthreads();
+    for (int i = tid; i < acc_rows * BN / 2; i += THREADS) {
+        int r = 2 * i / BN, col = 2 * i % BN;
+        if (n0 + col >= F) continue;
+        const float* pair = acc + r * ACC_STRIDE + col;
+        store_pair(dW + (size_t)(first_region * RP + r) * F + n0 + col, pair[0], pair[1],
+                   gridDim.z > 1);
+    }
+}
+
 #define HOPPER_ENTRY(NAME, OutT, WGS, STAGES)                                                   \
     extern "C" __global__ void __launch_bounds__(128 * WGS) NAME(                              \
         const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, OutT* out,   \
@@ -148,3 +261,9 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 // stays on mma.sync, which ran it faster (12.9 vs 13.6 us at H 1024, N 128).
 HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_float32, float, 2, 3)
 HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_bfloat16, bf16, 2, 3)
+
+extern "C" __global__ void __launch_bounds__(128) region_wgrad_hopper_bfloat16(
+    const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps, int N,
+    int F, int Kc, int regions_per_block, float* dW) {
+    region_wgrad_hopper<3>(vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block, dW);
+}

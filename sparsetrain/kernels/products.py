@@ -35,6 +35,7 @@ STEP_TILES = Tiles(64, 128, 32, 2, 4, 4)    # StepTiles: one step's N rows, spli
 BATCH_TILES = Tiles(128, 128, 32, 2, 4, 3)  # BatchTiles: all T*N rows
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
 HOPPER_BATCH_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
+HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
 KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
@@ -66,9 +67,14 @@ def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
 
 
 def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) -> int:
-    stage = tiles.depth * (tiles.rows + KMAJOR_PAD + tiles.columns + KMAJOR_PAD)
+    pad = KMAJOR_PAD if tiles.padded else 0
+    stage = tiles.depth * (tiles.rows + pad + tiles.columns + pad)
     return (accumulator_rows * (tiles.columns + 8) * 4
             + tiles.stages * stage * dtype.itemsize)
+
+
+def _wgmma(dtype: torch.dtype, device: torch.device) -> bool:
+    return USE_WGMMA and dtype == torch.bfloat16 and _has_wgmma(device.index or 0)
 
 
 def gather_kernel(m: int, rows_per_group: int, dtype: torch.dtype,
@@ -77,8 +83,7 @@ def gather_kernel(m: int, rows_per_group: int, dtype: torch.dtype,
     tiling where its row blocks stay inside one index group (on wgmma for bf16 on sm_90), else
     the step's."""
     if m > rows_per_group:
-        if (USE_WGMMA and dtype == torch.bfloat16 and _has_wgmma(device.index or 0)
-                and rows_per_group % HOPPER_BATCH_TILES.rows == 0):
+        if _wgmma(dtype, device) and rows_per_group % HOPPER_BATCH_TILES.rows == 0:
             return "hopper", "gather_mm_hopper_batch", HOPPER_BATCH_TILES
         if rows_per_group % BATCH_TILES.rows == 0:
             return "products", "gather_mm_batch", BATCH_TILES
@@ -178,13 +183,15 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(out, "out", torch.float32, (regions * R * P, features))
-    grid, block, shared = wgrad_geometry(values.dtype, regions, features, P, R, S, steps,
-                                         WGRAD_TILES)
+    module, name, tiles = (("hopper", "region_wgrad_hopper", HOPPER_WGRAD_TILES)
+                           if _wgmma(values.dtype, values.device)
+                           else ("products", "region_wgrad", WGRAD_TILES))
+    grid, block, shared = wgrad_geometry(values.dtype, regions, features, P, R, S, steps, tiles)
     if grid[2] > 1:
         out.zero_()
-    launch("products", f"region_wgrad_{DTYPE_NAMES[values.dtype]}", grid, block,
+    launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
            (values, x, index, P, R, S, steps, rows // steps, features, kc,
-            wgrad_regions_per_block(P, R, S), out), shared_mem=shared)
+            wgrad_regions_per_block(P, R, S, tiles), out), shared_mem=shared)
 
 
 def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, P: int, R: int, S: int,
