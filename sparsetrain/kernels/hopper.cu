@@ -38,6 +38,25 @@ __device__ __forceinline__ void wgmma_64x128(float d[64], unsigned long long a,
           "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
         : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
+template <int TRANSPOSE_A>
+__device__ __forceinline__ void wgmma_64x64(float d[32], unsigned long long a,
+                                            unsigned long long b, int accumulate = 1) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %35, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %34, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
+}
+// The shape the kernels name: 64 x BN.
+template <int BN, int TRANSPOSE_A>
+__device__ __forceinline__ void wgmma_64xn(float* d, unsigned long long a, unsigned long long b,
+                                           int accumulate = 1) {
+    if constexpr (BN == 128) wgmma_64x128<TRANSPOSE_A>(d, a, b, accumulate);
+    else wgmma_64x64<TRANSPOSE_A>(d, a, b, accumulate);
+}
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
@@ -141,21 +160,21 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 }
 
 // Weight gradient as products.cu's region_wgrad (same arguments, accumulator and step split),
-// on wgmma: one warpgroup per block, 64 compact columns x 128 columns of F, 64 rows of N per
+// on wgmma: one warpgroup per block, 64 compact columns x BN columns of F, 64 rows of N per
 // tile. Both operands are read MN-major: A = s_t^T straight from the compact values (64 compact
 // columns = one 128-byte swizzled row per row of N), B = X_t as in gather_mm_hopper. At the end
 // of each step the warpgroup waits for its products and adds them into the shared accumulator
 // rows of that step's kept slices. Dynamic shared memory: STAGES stages of wgrad_hopper_stage()
-// elements (1024-byte aligned for the swizzle), then the accumulator (rows x (128 + 8) floats).
-__host__ __device__ constexpr int wgrad_hopper_stage() { return 64 * 64 + 64 * 128; }
+// elements (1024-byte aligned for the swizzle), then the accumulator (rows x (BN + 8) floats).
+template <int BN> __host__ __device__ constexpr int wgrad_hopper_stage() { return 64 * 64 + 64 * BN; }
 
-template <int STAGES>
+template <int BN, int STAGES>
 __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index, int P,
                                     int R, int S, int steps, int N, int F, int Kc,
                                     int regions_per_block, float* dW) {
-    constexpr int BM = 64, BN = 128, BK = 64, THREADS = 128, ACC_STRIDE = BN + 8;
+    constexpr int BM = 64, BK = 64, THREADS = 128, ACC_STRIDE = BN + 8, N_CHUNKS = BN / 8;
     constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
-    constexpr int STAGE = wgrad_hopper_stage();
+    constexpr int STAGE = wgrad_hopper_stage<BN>();
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     float* acc = reinterpret_cast<float*>(stages + STAGES * STAGE);
@@ -185,13 +204,14 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
-            int e = i * THREADS + tid, k = e / 16, n_chunk = e % 16, n = n0 + 8 * n_chunk;
+            int e = i * THREADS + tid, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
+            int n = n0 + 8 * n_chunk;
             bool inside = k0 + k < N && n < F;
             copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8),
                          inside ? x + (size_t)(k0 + k) * F + n : X, inside ? 16 : 0);
         }
     };
-    float d[64];  // each step's first product overwrites it
+    float d[BN / 2];  // each step's first product overwrites it
 #pragma unroll
     for (int s = 0; s < STAGES - 2; ++s) {
         if (s < tiles) issue(s);
@@ -211,9 +231,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
-            wgmma_64x128<1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
-                            tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
-                            k_tile > 0 || j > 0);
+            wgmma_64xn<BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
+                              tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
+                              k_tile > 0 || j > 0);
         wgmma_commit();
         if (k_tile < k_tiles - 1) {
             wgmma_wait<1>();
@@ -229,7 +249,7 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                 float* row = acc + ((idx[compact / P] - first_region * R) * P + compact % P)
                                        * ACC_STRIDE + 2 * (lane % 4);
 #pragma unroll
-                for (int i = 0; i < 16; ++i) {
+                for (int i = 0; i < BN / 8; ++i) {
                     float2* pair = reinterpret_cast<float2*>(row + 8 * i);
                     float2 sum = *pair;
                     sum.x += d[4 * i + 2 * half];
@@ -262,8 +282,14 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
 HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_float32, float, 2, 3)
 HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_bfloat16, bf16, 2, 3)
 
-extern "C" __global__ void __launch_bounds__(128) region_wgrad_hopper_bfloat16(
-    const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps, int N,
-    int F, int Kc, int regions_per_block, float* dW) {
-    region_wgrad_hopper<3>(vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block, dW);
-}
+// Two widths: 128 columns, or 64 where the accumulator is large (coarse keeps twice the rows
+// of its compact columns) and 128 would leave one block, four warps, per SM.
+#define WGRAD_HOPPER_ENTRY(NAME, BN)                                                           \
+    extern "C" __global__ void __launch_bounds__(128) NAME(                                    \
+        const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps,      \
+        int N, int F, int Kc, int regions_per_block, float* dW) {                               \
+        region_wgrad_hopper<BN, 3>(vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block, \
+                                   dW);                                                         \
+    }
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64)

@@ -36,6 +36,8 @@ BATCH_TILES = Tiles(128, 128, 32, 2, 4, 3)  # BatchTiles: all T*N rows
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
 HOPPER_BATCH_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
 HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
+HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
+HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
@@ -183,15 +185,25 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(out, "out", torch.float32, (regions * R * P, features))
-    module, name, tiles = (("hopper", "region_wgrad_hopper", HOPPER_WGRAD_TILES)
-                           if _wgmma(values.dtype, values.device)
-                           else ("products", "region_wgrad", WGRAD_TILES))
+    module, name, tiles = wgrad_kernel(values.dtype, values.device, P, R, S)
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, P, R, S, steps, tiles)
     if grid[2] > 1:
         out.zero_()
     launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
            (values, x, index, P, R, S, steps, rows // steps, features, kc,
             wgrad_regions_per_block(P, R, S, tiles), out), shared_mem=shared)
+
+
+def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int,
+                 S: int) -> tuple[str, str, Tiles]:
+    """(module, entry prefix, tiles) of the region_wgrad kernel: wgmma on sm_90 for bf16 (narrow
+    where the accumulator is large), else mma.sync."""
+    if not _wgmma(dtype, device):
+        return "products", "region_wgrad", WGRAD_TILES
+    rows = wgrad_regions_per_block(P, R, S, HOPPER_WGRAD_TILES) * R * P
+    if rows > HOPPER_WGRAD_NARROW_ROWS:
+        return "hopper", "region_wgrad_hopper_narrow", HOPPER_WGRAD_NARROW_TILES
+    return "hopper", "region_wgrad_hopper", HOPPER_WGRAD_TILES
 
 
 def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, P: int, R: int, S: int,
