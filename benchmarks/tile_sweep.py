@@ -99,7 +99,7 @@ def gather_problems(quick):
         ("step large dense", "float32", "float32", 128, 4096, 4096, 1024, 128, [4, 8, 16, 32]),
         ("step ptb dense", "bfloat16", "float32", 64, 2048, 2048, 512, 64, [4, 8, 16]),
     ]
-    return problems[:2] + problems[4:5] if quick else problems
+    return problems[:2] + problems[4:7] if quick else problems
 
 
 def wgrad_problems(quick):
@@ -112,7 +112,7 @@ def wgrad_problems(quick):
         ("dW large dense", "float32", 35, 128, 0, 4096, 1024),
         ("dW ptb coarse", "bfloat16", 35, 64, 4, 2048, 512),
     ]
-    return problems[:4] if quick else problems
+    return problems[:1] if quick else problems
 
 
 def sweep_gather(modules, quick):
@@ -134,19 +134,24 @@ def sweep_gather(modules, quick):
         results.append({"problem": problem, "kernel": "cuBLAS", "tiles": "torch.matmul",
                         "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
                         "registers": 0, "spilled_bytes": 0})
-        if torch_dtype == torch.bfloat16 and products._has_wgmma(0):
+        tiles = products.HOPPER_TILES
+        if products._wgmma(torch_dtype, a.device) and group % tiles.rows == 0:
+            # hopper.cu's batched kernel, also on the per-step problems (split-K).
+            function = _loader.kernel("hopper", f"gather_mm_hopper_{dtype}_out_{out_dtype}")
             best = None
             for split in splits:
+                grid, block, shared = products.gather_geometry(torch_dtype, M, kc, F, P, split,
+                                                               tiles)
                 out = torch.zeros(M, F, device="cuda", dtype=getattr(torch, out_dtype))
-                products.gather_mm(a, b, index, P, group, out, split)
+                args = (a, b, index, P, group, out, M, kc, F)
+                run(function, grid, block, shared, args)
                 error = relative_error(out, expected)
-                ms = device_ms(lambda: products.gather_mm(a, b, index, P, group, out, split))
+                ms = device_ms(lambda: run(function, grid, block, shared, args))
                 if best is None or ms < best["ms"]:
                     best = {"ms": ms, "split": split, "error": error}
-            tiles = products.gather_kernel(M, group, torch_dtype, a.device)[2]
             best.update(problem=problem, kernel="gather_mm wgmma", tflops=flops / best["ms"] / 1e9,
                         tiles=f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
-                        registers=0, spilled_bytes=0)
+                        registers=function.num_regs, spilled_bytes=function.local_size_bytes)
             results.append(best)
         for variant, module in modules.items():
             for i, tiles in enumerate(GATHER_CANDIDATES):

@@ -56,12 +56,12 @@ def check_hopper_b_strides():
     b = torch.randn(kc, F, device="cuda").bfloat16()
     index = torch.arange(kc // P, device="cuda", dtype=torch.int32)[None].expand(2, -1).contiguous()
     expected = a.double() @ b.double()
-    tiles = products.HOPPER_BATCH_TILES
+    tiles = products.HOPPER_TILES
     grid, block, shared = products.gather_geometry(torch.bfloat16, M, kc, F, P, 1, tiles)
     for name, source in variants.items():
         function = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS
                                   + _loader.MODULE_OPTIONS["hopper"]).get_function(
-            "gather_mm_hopper_batch_bfloat16_out_bfloat16")
+            "gather_mm_hopper_bfloat16_out_bfloat16")
         function.max_dynamic_shared_size_bytes = shared
         out = torch.full((M, F), float("nan"), device="cuda").bfloat16()
         args = [numpy.uint64(t.data_ptr()) for t in (a, b, index)] + [numpy.int32(P), numpy.int32(128)]
@@ -86,7 +86,7 @@ def time_hopper_stages():
     sys.path.insert(0, str(sys_path))
     from tile_sweep import device_ms
     shipped = _loader.source_text("hopper")
-    entry = "HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_bfloat16, bf16, 2, 4)"
+    entry = "HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 3)"
     assert entry in shipped
     for M, kc, F in [(4480, 4096, 1024), (8960, 8192, 2048)]:
         a = torch.randn(M, kc, device="cuda").bfloat16()
@@ -95,11 +95,11 @@ def time_hopper_stages():
             M // 128, -1).contiguous()
         out = torch.empty(M, F, device="cuda").bfloat16()
         for stages in (3, 4, 5, 6):
-            source = shipped.replace(entry, entry.replace("2, 4)", f"2, {stages})"))
+            source = shipped.replace(entry, entry.replace("2, 3)", f"2, {stages})"))
             function = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS
                                       + _loader.MODULE_OPTIONS["hopper"]).get_function(
-                "gather_mm_hopper_batch_bfloat16_out_bfloat16")
-            tiles = dataclasses.replace(products.HOPPER_BATCH_TILES, stages=stages)
+                "gather_mm_hopper_bfloat16_out_bfloat16")
+            tiles = dataclasses.replace(products.HOPPER_TILES, stages=stages)
             grid, block, shared = products.gather_geometry(torch.bfloat16, M, kc, F, 4, 1, tiles)
             function.max_dynamic_shared_size_bytes = shared
             args = [numpy.uint64(t.data_ptr()) for t in (a, b, index)]

@@ -42,9 +42,9 @@ def test_products_tilings_match_their_python_mirrors():
     from sparsetrain.kernels import products
 
     text = (_loader.KERNEL_DIR / "products.cu").read_text()
-    for name, tiles in [("StepTiles", products.STEP_TILES), ("BatchTiles", products.BATCH_TILES),
+    for name, tiles in [("SmallTiles", products.SMALL_TILES), ("LargeTiles", products.LARGE_TILES),
                         ("WgradTiles", products.WGRAD_TILES)]:
         assert f"typedef {tiles.cuda()} {name};" in text, name
     hopper = (_loader.KERNEL_DIR / "hopper.cu").read_text()
-    tiles = products.HOPPER_BATCH_TILES
+    tiles = products.HOPPER_TILES
     assert f"bf16, {tiles.rows // 64}, {tiles.stages})" in hopper

@@ -172,7 +172,7 @@ def _gathered_rows(index_row, P):
                                                (torch.bfloat16, torch.bfloat16)])
 @pytest.mark.parametrize("split_k", [1, 3])
 @pytest.mark.parametrize("P", [4, 12])  # 12: a split of Kc starts inside a slice
-@pytest.mark.parametrize("rows_per_group", [64, 128])  # 128: the batched tiling
+@pytest.mark.parametrize("rows_per_group", [64, 128])  # 128: the 128-row tilings
 @pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])
 def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k, P,
                                                          rows_per_group, wgmma, monkeypatch):

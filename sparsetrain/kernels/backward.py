@@ -119,7 +119,8 @@ class _Loop:
 
     def recur(self, values: torch.Tensor, index: torch.Tensor, P: int) -> None:
         """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
-        split = products.step_split(self.batch, self.hidden, values.shape[1])
+        split = products.step_split(self.batch, self.hidden, values.shape[1], values.dtype,
+                                    values.device)
         products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
 
     def h_prev(self) -> torch.Tensor:

@@ -1,7 +1,7 @@
 // Matrix products on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a; bf16 operands,
-// fp32 accumulate), for the same indexed products as products.cu's gather_mm. products.py
-// launches these for the batched product (dx) where the GPU is sm_90 and the values are bf16;
-// elsewhere the mma.sync kernels.
+// fp32 accumulate), for the same indexed products as products.cu's gather_mm and region_wgrad.
+// products.py launches these where the GPU is sm_90 and the values are bf16 (and gather_mm's
+// 128-row tiles fit in an index group); elsewhere the mma.sync kernels.
 //
 // Shared tiles use wgmma's 128-byte swizzle: a tile row of 64 bf16 (128 bytes) keeps its eight
 // 16-byte chunks, chunk c of row r at position c ^ (r % 8), so the eight rows of an atom
@@ -276,11 +276,10 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         int M, int Kc, int F) {                                                                 \
         gather_mm_hopper<OutT, WGS, STAGES>(A, B, index, P, rows_per_group, out, M, Kc, F);    \
     }
-// The batched products only: two warpgroups, three stages (96 KB, so two blocks share an SM;
-// 4-6 stages ran 15-25% slower, benchmarks/wgmma_probe.py --stages). The per-step product
-// stays on mma.sync, which ran it faster (12.9 vs 13.6 us at H 1024, N 128).
-HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_float32, float, 2, 3)
-HOPPER_ENTRY(gather_mm_hopper_batch_bfloat16_out_bfloat16, bf16, 2, 3)
+// Two warpgroups, three stages (96 KB, so two blocks share an SM; 4-6 stages ran 15-25%
+// slower, benchmarks/wgmma_probe.py --stages).
+HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 3)
+HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 3)
 
 // Two widths: 128 columns, or 64 where the accumulator is large (coarse keeps twice the rows
 // of its compact columns) and 128 would leave one block, four warps, per SM.

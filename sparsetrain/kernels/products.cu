@@ -283,10 +283,10 @@ __device__ void step_column_sums(const T* vals, const int* slot, int P, int N, i
     }
 }
 
-// The tilings in use (products.py mirrors them): the per-step product has few output rows
-// (one step's N) and many split-K blocks; the batched products have T*N rows.
-typedef Tiles<64, 128, 32, 2, 4, 4> StepTiles;
-typedef Tiles<128, 128, 32, 2, 4, 3> BatchTiles;
+// The tilings in use (products.py mirrors them): gather_mm's 128-row tiles wherever they stay
+// inside one index group (one step's N rows), 64-row tiles for N = 64.
+typedef Tiles<64, 128, 32, 2, 4, 4> SmallTiles;
+typedef Tiles<128, 128, 32, 2, 4, 3> LargeTiles;
 typedef Tiles<64, 128, 32, 2, 4, 3> WgradTiles;
 
 #define GATHER_ENTRY(NAME, T, OutT, TILES)                                                    \
@@ -299,8 +299,8 @@ typedef Tiles<64, 128, 32, 2, 4, 3> WgradTiles;
     GATHER_ENTRY(gather_mm_##TILING##_float32_out_float32, float, float, TILES)               \
     GATHER_ENTRY(gather_mm_##TILING##_bfloat16_out_float32, bf16, float, TILES)               \
     GATHER_ENTRY(gather_mm_##TILING##_bfloat16_out_bfloat16, bf16, bf16, TILES)
-GATHER_ENTRIES(step, StepTiles)
-GATHER_ENTRIES(batch, BatchTiles)
+GATHER_ENTRIES(small, SmallTiles)
+GATHER_ENTRIES(large, LargeTiles)
 
 #define WGRAD_ENTRY(NAME, T, TILES)                                                            \
     extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                         \

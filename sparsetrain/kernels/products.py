@@ -31,10 +31,10 @@ class Tiles:
                 f"{self.warps_n}, {self.stages}>")
 
 
-STEP_TILES = Tiles(64, 128, 32, 2, 4, 4)    # StepTiles: one step's N rows, split-K
-BATCH_TILES = Tiles(128, 128, 32, 2, 4, 3)  # BatchTiles: all T*N rows
+SMALL_TILES = Tiles(64, 128, 32, 2, 4, 4)   # SmallTiles: for 64-row index groups (N = 64)
+LARGE_TILES = Tiles(128, 128, 32, 2, 4, 3)  # LargeTiles: where 128 rows fit in a group
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
-HOPPER_BATCH_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
+HOPPER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
 HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
 HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
@@ -79,24 +79,24 @@ def _wgmma(dtype: torch.dtype, device: torch.device) -> bool:
     return USE_WGMMA and dtype == torch.bfloat16 and _has_wgmma(device.index or 0)
 
 
-def gather_kernel(m: int, rows_per_group: int, dtype: torch.dtype,
+def gather_kernel(rows_per_group: int, dtype: torch.dtype,
                   device: torch.device) -> tuple[str, str, Tiles]:
-    """(module, entry prefix, tiles) of the gather_mm kernel for this product: the batched
-    tiling where its row blocks stay inside one index group (on wgmma for bf16 on sm_90), else
-    the step's."""
-    if m > rows_per_group:
-        if _wgmma(dtype, device) and rows_per_group % HOPPER_BATCH_TILES.rows == 0:
-            return "hopper", "gather_mm_hopper_batch", HOPPER_BATCH_TILES
-        if rows_per_group % BATCH_TILES.rows == 0:
-            return "products", "gather_mm_batch", BATCH_TILES
-    return "products", "gather_mm_step", STEP_TILES
+    """(module, entry prefix, tiles) of the gather_mm kernel: 128-row tiles where they stay
+    inside one index group (on wgmma for bf16 on sm_90), else 64-row tiles."""
+    if _wgmma(dtype, device) and rows_per_group % HOPPER_TILES.rows == 0:
+        return "hopper", "gather_mm_hopper", HOPPER_TILES
+    if rows_per_group % LARGE_TILES.rows == 0:
+        return "products", "gather_mm_large", LARGE_TILES
+    return "products", "gather_mm_small", SMALL_TILES
 
 
-def step_split(rows: int, features: int, kc: int) -> int:
+def step_split(rows: int, features: int, kc: int, dtype: torch.dtype,
+               device: torch.device) -> int:
     """Split-K for the per-step product: enough blocks for two waves, each with at least 4
     tiles to stream through its pipeline."""
-    blocks = -(-features // STEP_TILES.columns) * (rows // STEP_TILES.rows)
-    return max(1, min(kc // (4 * STEP_TILES.depth), SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
+    tiles = gather_kernel(rows, dtype, device)[2]
+    blocks = -(-features // tiles.columns) * (rows // tiles.rows)
+    return max(1, min(kc // (4 * tiles.depth), SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
@@ -111,9 +111,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     m, kc = a.shape
     expect_rule((a.dtype, out.dtype) in GATHER_OUTPUTS,
                 f"gather_mm: no {a.dtype} -> {out.dtype} entry")
-    expect_rule(P % 4 == 0 and kc % P == 0 and rows_per_group % STEP_TILES.rows == 0
+    expect_rule(P % 4 == 0 and kc % P == 0 and rows_per_group % SMALL_TILES.rows == 0
                 and m % rows_per_group == 0 and b.dim() == 2 and b.shape[1] % 4 == 0,
-                f"gather_mm: need 4 | P ({P}) | Kc ({kc}), {STEP_TILES.rows} | rows_per_group "
+                f"gather_mm: need 4 | P ({P}) | Kc ({kc}), {SMALL_TILES.rows} | rows_per_group "
                 f"({rows_per_group}) | M ({m}), 4 | F")
     chunk = chunk_elements(a.dtype)
     expect_rule(kc % chunk == 0 and b.shape[1] % chunk == 0,
@@ -125,7 +125,7 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
-    module, prefix, tiles = gather_kernel(m, rows_per_group, a.dtype, a.device)
+    module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     launch(module, f"{prefix}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            grid, block, (a, b, index, P, rows_per_group, out, m, kc, features),
