@@ -69,8 +69,9 @@ def _backward_inputs(n, hidden, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_backward_step_gives_dnet_and_the_next_cell_gradient(dtype):
-    n, hidden = 64, 64
+@pytest.mark.parametrize("hidden", [64, 96])  # 64: two units per thread; 96: one
+def test_backward_step_gives_dnet_and_the_next_cell_gradient(dtype, hidden):
+    n = 64
     dh_rec, grad_out, dc, gates, c, c_prev = _backward_inputs(n, hidden, dtype)
     dnet_ref, dc_ref = _backward_reference(dh_rec, grad_out, dc, gates, c, c_prev)
     dnet = poisoned(n, 4 * hidden, dtype=dtype)
@@ -90,9 +91,11 @@ def test_backward_step_can_clear_the_recurrent_gradient_once_read():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout,group,rows", [("coarse", 4, 32), ("fine", 4, 8), ("coarse", 8, 16)])
-def test_backward_step_norms_cover_each_slice_and_row_chunk(dtype, layout, group, rows):
-    n, hidden = 96, 64
+@pytest.mark.parametrize("layout,group,rows", [("coarse", 4, 32), ("fine", 4, 8), ("coarse", 8, 16),
+                                               ("fine", 1, 8), ("fine", 2, 8), ("coarse", 32, 32)])
+@pytest.mark.parametrize("hidden", [64, 96])  # 64: two units per thread; 96: one
+def test_backward_step_norms_cover_each_slice_and_row_chunk(dtype, layout, group, rows, hidden):
+    n = 96
     inputs = _backward_inputs(n, hidden, dtype)
     dnet = poisoned(n, 4 * hidden, dtype=dtype)
     chunks = n // rows

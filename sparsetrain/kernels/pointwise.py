@@ -63,8 +63,10 @@ def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor
         expect_rule(rows_per_chunk > 0, f"rows_per_chunk: must be > 0, got {rows_per_chunk}")
         expect(norms, "norms", torch.float32,
                norm_shape(layout, n, 4 * hidden, group, rows_per_chunk))
-    launch("pointwise", f"lstm_backward_step_{DTYPE_NAMES[dtype]}",
-           (hidden // 32, -(-n // rows_per_chunk)), (32, ROWS_PER_THREAD_BLOCK),
+    units = 2 if hidden % 64 == 0 else 1  # adjacent hidden units per thread
+    entry = "lstm_backward_step_pairs" if units == 2 else "lstm_backward_step"
+    launch("pointwise", f"{entry}_{DTYPE_NAMES[dtype]}",
+           (hidden // (32 * units), -(-n // rows_per_chunk)), (32, ROWS_PER_THREAD_BLOCK),
            (dh_rec, grad_out, dc, gates, c, c_prev, dnet,
             norms if norms is not None else dc, n, hidden, group, rows_per_chunk,
             NORM_LAYOUTS[layout], int(clear_dh_rec)))
