@@ -46,6 +46,9 @@ GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32
 # by benchmarks and tests that time or check the mma.sync kernels other GPUs run.
 USE_WGMMA = True
 SPLIT_K_TARGET_BLOCKS = 264  # per-step product: two waves on an H100
+# Past 16 partial sums per output the adds cost more than the shorter chains save (H100, bf16:
+# best split 16 at H 1024 and H 512, N 128; 8 at H 2048, N 256; kernel_times.py's sweep).
+SPLIT_K_LIMIT = 16
 
 
 @functools.cache
@@ -92,11 +95,12 @@ def gather_kernel(rows_per_group: int, dtype: torch.dtype,
 
 def step_split(rows: int, features: int, kc: int, dtype: torch.dtype,
                device: torch.device) -> int:
-    """Split-K for the per-step product: enough blocks for two waves, each with at least 4
-    tiles to stream through its pipeline."""
+    """Split-K for the per-step product: blocks for up to two waves, each with at least 2
+    tiles, and at most SPLIT_K_LIMIT partial sums added into each output."""
     tiles = gather_kernel(rows, dtype, device)[2]
     blocks = -(-features // tiles.columns) * (rows // tiles.rows)
-    return max(1, min(kc // (4 * tiles.depth), SPLIT_K_TARGET_BLOCKS // max(blocks, 1)))
+    return max(1, min(kc // (2 * tiles.depth), SPLIT_K_TARGET_BLOCKS // max(blocks, 1),
+                      SPLIT_K_LIMIT))
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
