@@ -2,7 +2,6 @@
 cuBLAS time of the per-step recurrent product at each bench shape (the latency floor)."""
 import json
 import os
-import sys
 
 import torch
 

@@ -17,7 +17,7 @@ import sys
 import cupy
 import torch
 
-from sparsetrain.bench.measure import median_cuda_ms
+from sparsetrain.bench.measure import kernel_ms
 from sparsetrain.kernels import _loader, products
 from sparsetrain.kernels.products import Tiles
 
@@ -33,7 +33,6 @@ WGRAD_CANDIDATES = [
     Tiles(128, 128, 32, 2, 4, 3),
     Tiles(128, 128, 64, 2, 4, 2),
 ]
-VARIANTS = {"volatile": lambda source: source}
 OUTPUTS = [("float32", "float", "float32", "float"), ("bfloat16", "bf16", "float32", "float"),
            ("bfloat16", "bf16", "bfloat16", "bf16")]
 SHARED_LIMIT = 232448  # an H100 block's dynamic shared memory
@@ -59,20 +58,6 @@ def run(function, grid, block, shared, args):
     stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
     with stream:
         function(grid, block, tuple(_loader._argument(a) for a in args), shared_mem=shared)
-
-
-def device_ms(work, launches=10):
-    """Kernel time without launch overhead: `launches` calls captured in one graph."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        work()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(launches):
-            work()
-    return median_cuda_ms(graph.replay, 3, 20) / launches
 
 
 def relative_error(out, expected):
@@ -115,7 +100,27 @@ def wgrad_problems(quick):
     return problems[:1] if quick else problems
 
 
-def sweep_gather(modules, quick):
+def fastest_split(function, tiles, splits, inputs, expected, out_dtype):
+    """{ms, split, error} of a gather_mm kernel at its fastest split-K (None: none fits)."""
+    a, b, index, P, group = inputs
+    (M, kc), F = a.shape, b.shape[1]
+    best = None
+    for split in splits:
+        grid, block, shared = products.gather_geometry(a.dtype, M, kc, F, P, split, tiles)
+        if shared > SHARED_LIMIT:
+            continue
+        out = torch.zeros(M, F, device="cuda", dtype=getattr(torch, out_dtype))
+        args = (a, b, index, P, group, out, M, kc, F)
+        run(function, grid, block, shared, args)
+        error = relative_error(out, expected)
+        # The backward's cell step clears the split-K output: no zeroing timed.
+        ms = kernel_ms(lambda: run(function, grid, block, shared, args))
+        if best is None or ms < best["ms"]:
+            best = {"ms": ms, "split": split, "error": error}
+    return best
+
+
+def sweep_gather(module, quick):
     results = []
     for name, dtype, out_dtype, M, kc, width, F, group, splits in gather_problems(quick):
         torch_dtype = getattr(torch, dtype)
@@ -130,7 +135,7 @@ def sweep_gather(modules, quick):
         problem = f"{name} {dtype}"
         flops = 2 * M * kc * F
         dense_b = b[:kc]
-        cublas = device_ms(lambda: torch.matmul(a, dense_b))
+        cublas = kernel_ms(lambda: torch.matmul(a, dense_b))
         results.append({"problem": problem, "kernel": "cuBLAS", "tiles": "torch.matmul",
                         "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
                         "registers": 0, "spilled_bytes": 0})
@@ -138,50 +143,28 @@ def sweep_gather(modules, quick):
         if products._wgmma(torch_dtype, a.device) and group % tiles.rows == 0:
             # hopper.cu's batched kernel, also on the per-step problems (split-K).
             function = _loader.kernel("hopper", f"gather_mm_hopper_{dtype}_out_{out_dtype}")
-            best = None
-            for split in splits:
-                grid, block, shared = products.gather_geometry(torch_dtype, M, kc, F, P, split,
-                                                               tiles)
-                out = torch.zeros(M, F, device="cuda", dtype=getattr(torch, out_dtype))
-                args = (a, b, index, P, group, out, M, kc, F)
-                run(function, grid, block, shared, args)
-                error = relative_error(out, expected)
-                ms = device_ms(lambda: run(function, grid, block, shared, args))
-                if best is None or ms < best["ms"]:
-                    best = {"ms": ms, "split": split, "error": error}
+            best = fastest_split(function, tiles, splits, (a, b, index, P, group), expected,
+                                 out_dtype)
             best.update(problem=problem, kernel="gather_mm wgmma", tflops=flops / best["ms"] / 1e9,
                         tiles=f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
                         registers=function.num_regs, spilled_bytes=function.local_size_bytes)
             results.append(best)
-        for variant, module in modules.items():
-            for i, tiles in enumerate(GATHER_CANDIDATES):
-                if group % tiles.rows:
-                    continue
-                function = module.get_function(f"try{i}_gather_{dtype}_out_{out_dtype}")
-                best = None
-                for split in splits:
-                    grid, block, shared = products.gather_geometry(torch_dtype, M, kc, F, P,
-                                                                   split, tiles)
-                    if shared > SHARED_LIMIT:
-                        continue
-                    out = torch.zeros(M, F, device="cuda", dtype=getattr(torch, out_dtype))
-                    args = (a, b, index, P, group, out, M, kc, F)
-                    run(function, grid, block, shared, args)
-                    error = relative_error(out, expected)
-                    # The backward's cell step clears the split-K output: no zeroing timed.
-                    ms = device_ms(lambda: run(function, grid, block, shared, args))
-                    if best is None or ms < best["ms"]:
-                        best = {"ms": ms, "split": split, "error": error}
-                if best is None:
-                    continue
-                best.update(problem=problem, kernel=f"gather_mm {variant}", tiles=tiles.cuda(),
-                            tflops=flops / best["ms"] / 1e9, registers=function.num_regs,
-                            spilled_bytes=function.local_size_bytes)
-                results.append(best)
+        for i, tiles in enumerate(GATHER_CANDIDATES):
+            if group % tiles.rows:
+                continue
+            function = module.get_function(f"try{i}_gather_{dtype}_out_{out_dtype}")
+            best = fastest_split(function, tiles, splits, (a, b, index, P, group), expected,
+                                 out_dtype)
+            if best is None:
+                continue
+            best.update(problem=problem, kernel="gather_mm mma", tiles=tiles.cuda(),
+                        tflops=flops / best["ms"] / 1e9, registers=function.num_regs,
+                        spilled_bytes=function.local_size_bytes)
+            results.append(best)
     return results
 
 
-def sweep_wgrad(modules, quick):
+def sweep_wgrad(module, quick):
     results = []
     P, R = 4, 8
     for name, dtype, steps, N, S, width, F in wgrad_problems(quick):
@@ -198,7 +181,7 @@ def sweep_wgrad(modules, quick):
                                @ x[t * N:(t + 1) * N].double())
         problem = f"{name} {dtype}"
         flops = 2 * steps * N * kc * F
-        cublas = device_ms(lambda: torch.matmul(values.t(), x))
+        cublas = kernel_ms(lambda: torch.matmul(values.t(), x))
         results.append({"problem": problem, "kernel": "cuBLAS", "tiles": "torch.matmul",
                         "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
                         "registers": 0, "spilled_bytes": 0})
@@ -208,47 +191,45 @@ def sweep_wgrad(modules, quick):
             out = torch.zeros(width, F, device="cuda")
             products.region_wgrad(values, x, index, P, R, S, steps, out)
             error = relative_error(out, expected)
-            ms = device_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
+            ms = kernel_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
             tiles = products.wgrad_kernel(torch_dtype, values.device, P, R, S)[2]
             results.append({"problem": problem, "kernel": "region_wgrad wgmma",
                             "tiles": f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
                             "ms": ms, "split": 0, "error": error, "tflops": flops / ms / 1e9,
                             "registers": 0, "spilled_bytes": 0})
         products.HOPPER_WGRAD_NARROW_ROWS = shipped_rule
-        for variant, module in modules.items():
-            for i, tiles in enumerate(WGRAD_CANDIDATES):
-                if products.wgrad_regions_per_block(P, R, S, tiles) == 0:
-                    continue
-                grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, P, R, S,
-                                                              steps, tiles)
-                if shared > SHARED_LIMIT:
-                    continue
-                function = module.get_function(f"try{i}_wgrad_{dtype}")
-                out = torch.zeros(width, F, device="cuda")
-                args = (values, x, index, P, R, S, steps, N, F, kc,
-                        products.wgrad_regions_per_block(P, R, S, tiles), out)
+        for i, tiles in enumerate(WGRAD_CANDIDATES):
+            if products.wgrad_regions_per_block(P, R, S, tiles) == 0:
+                continue
+            grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, P, R, S,
+                                                          steps, tiles)
+            if shared > SHARED_LIMIT:
+                continue
+            function = module.get_function(f"try{i}_wgrad_{dtype}")
+            out = torch.zeros(width, F, device="cuda")
+            args = (values, x, index, P, R, S, steps, N, F, kc,
+                    products.wgrad_regions_per_block(P, R, S, tiles), out)
 
-                def work():
-                    if grid[2] > 1:
-                        out.zero_()
-                    run(function, grid, block, shared, args)
-                work()
-                error = relative_error(out, expected)
-                ms = device_ms(work)
-                results.append({"problem": problem, "kernel": f"region_wgrad {variant}",
-                                "tiles": tiles.cuda(), "ms": ms, "split": grid[2],
-                                "error": error, "tflops": flops / ms / 1e9,
-                                "registers": function.num_regs,
-                                "spilled_bytes": function.local_size_bytes})
+            def work():
+                if grid[2] > 1:
+                    out.zero_()
+                run(function, grid, block, shared, args)
+            work()
+            error = relative_error(out, expected)
+            ms = kernel_ms(work)
+            results.append({"problem": problem, "kernel": "region_wgrad mma",
+                            "tiles": tiles.cuda(), "ms": ms, "split": grid[2],
+                            "error": error, "tflops": flops / ms / 1e9,
+                            "registers": function.num_regs,
+                            "spilled_bytes": function.local_size_bytes})
     return results
 
 
 def main():
     quick = "--quick" in sys.argv
     source = module_source()
-    modules = {variant: cupy.RawModule(code=change(source), options=_loader.NVRTC_OPTIONS)
-               for variant, change in VARIANTS.items()}
-    results = sweep_gather(modules, quick) + sweep_wgrad(modules, quick)
+    module = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS)
+    results = sweep_gather(module, quick) + sweep_wgrad(module, quick)
     problems = dict.fromkeys(r["problem"] for r in results)
     for problem in problems:
         rows = [r for r in results if r["problem"] == problem]

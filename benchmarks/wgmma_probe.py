@@ -5,7 +5,9 @@ Usage: python3 benchmarks/wgmma_probe.py            (no-swizzle offsets, compile
        python3 benchmarks/wgmma_probe.py --hopper   (hopper.cu's swizzled B strides)
        python3 benchmarks/wgmma_probe.py --stages   (hopper.cu's batched product, 3-6 stages)
 """
+import dataclasses
 import pathlib
+import sys
 
 import cupy
 import numpy
@@ -39,7 +41,7 @@ def main():
             print(f"{build}: B lbo {lbo_b} sbo {sbo_b} tnsp {tnsp}: rel error {error:.2e}")
 
 
-if __name__ == "__main__" and len(__import__("sys").argv) == 1:
+if __name__ == "__main__" and len(sys.argv) == 1:
     main()
 
 
@@ -72,19 +74,14 @@ def check_hopper_b_strides():
         print(f"hopper B strides {name}: rel error {error:.2e}")
 
 
-if __name__ == "__main__" and "--hopper" in __import__("sys").argv:
+if __name__ == "__main__" and "--hopper" in sys.argv:
     check_hopper_b_strides()
 
 
 def time_hopper_stages():
     """hopper.cu's batched product with 3 to 6 stages (loads 1 to 4 tiles ahead): kernel us."""
-    import dataclasses
-
+    from sparsetrain.bench.measure import kernel_ms
     from sparsetrain.kernels import _loader, products
-    sys_path = pathlib.Path(__file__).parent
-    import sys
-    sys.path.insert(0, str(sys_path))
-    from tile_sweep import device_ms
     shipped = _loader.source_text("hopper")
     entry = "HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 3)"
     assert entry in shipped
@@ -110,10 +107,10 @@ def time_hopper_stages():
                 stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
                 with stream:
                     function(grid, block, tuple(args), shared_mem=shared)
-            ms = device_ms(work)
+            ms = kernel_ms(work)
             print(f"hopper batch {M}x{kc}x{F} stages {stages}: {ms * 1000:.1f} us "
                   f"{2 * M * kc * F / ms / 1e9:.0f} TFLOP/s")
 
 
-if __name__ == "__main__" and "--stages" in __import__("sys").argv:
+if __name__ == "__main__" and "--stages" in sys.argv:
     time_hopper_stages()

@@ -82,6 +82,21 @@ def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20)
     return statistics.median(times)
 
 
+def kernel_ms(work: Callable[[], None], launches: int = 10) -> float:
+    """Device milliseconds of one `work` without its launch overhead: `launches` calls captured
+    in one CUDA graph, the replay timed by median_cuda_ms."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        work()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(launches):
+            work()
+    return median_cuda_ms(graph.replay, 3, 20) / launches
+
+
 def time_method(method: str, sparsity: float, shape: Shape, dtype: torch.dtype,
                 warmup: int = 5, repeats: int = 20) -> dict:
     """{"backward_ms", "train_ms"} (train = forward + backward) for one configuration."""
