@@ -8,7 +8,8 @@
 // (1024 bytes) spread every chunk column over all banks, for the cp.async writes and for the
 // tensor cores' reads alike. A: BM rows of 64 k (K-major). B: two atoms side by side in N, each
 // 64 k-rows of 64 n (MN-major, "transposed"). A descriptor names the start, the swizzle, the
-// stride between 8-row groups (1024 bytes) and, for B, between the two N halves.
+// stride between 8-row groups (1024 bytes) and, for an MN-major operand, between 64-wide
+// halves in M or N (leading; a K-major operand's rows are one atom wide, so it has none).
 
 __device__ __forceinline__ unsigned long long tile_descriptor(const void* tile, int leading_bytes,
                                                               int stride_bytes) {
@@ -50,7 +51,7 @@ __device__ __forceinline__ void wgmma_64x64(float d[32], unsigned long long a,
           "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
         : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
-// The shape the kernels name: 64 x BN.
+// wgmma_64x64: the same, 64 columns. wgmma_64xn: the one of the two BN names.
 template <int BN, int TRANSPOSE_A>
 __device__ __forceinline__ void wgmma_64xn(float* d, unsigned long long a, unsigned long long b,
                                            int accumulate = 1) {
