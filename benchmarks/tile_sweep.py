@@ -237,7 +237,7 @@ def main():
         print(f"== {problem}")
         for r in rows:
             star = "*" if r["ms"] == fastest else " "
-            print(f" {star} {r['kernel'][-8:]:8s} {r['tiles']:28s} {r['ms'] * 1000:8.1f} us "
+            print(f" {star} {r['kernel']:18s} {r['tiles']:28s} {r['ms'] * 1000:8.1f} us "
                   f"{r['tflops']:5.0f} TFLOP/s split {r['split']:2d} err {r['error']:.0e} "
                   f"regs {r['registers']:3d} spill {r['spilled_bytes']}")
     out_dir = pathlib.Path(os.environ.get("OUT", "benchmarks/results"))
