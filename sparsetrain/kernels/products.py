@@ -1,4 +1,5 @@
-"""Launchers for the indexed tensor-core products in products.cu."""
+"""Launchers for the indexed tensor-core products: products.cu (mma.sync, every GPU and dtype)
+and hopper.cu (wgmma: bf16 on sm_90)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
+
 
 @dataclass(frozen=True)
 class Tiles:
