@@ -1,9 +1,10 @@
-"""Replays a layer's whole backward as one CUDA graph, so launch overhead does not eat the gain.
+"""Replays a layer's forward, and its whole backward, as one CUDA graph each, so launch
+overhead does not eat the gain.
 
-The first backward at a given (method, shapes, dtype) runs once to warm up (module loads,
+The first call at a given (pass, method, shapes, dtype) runs once to warm up (module loads,
 cuBLAS handles), then is captured into a graph over private copies of its inputs. Every call
-copies the saved forward state into those copies, replays the graph and clones the gradients
-out. The copies are part of the measured backward time. Set SPARSETRAIN_CUDA_GRAPHS=0 to run
+copies its inputs into those copies, replays the graph and copies the results out into fresh
+tensors. The copies are part of the measured time. Set SPARSETRAIN_CUDA_GRAPHS=0 to run
 eagerly (one launch at a time from Python).
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from sparsetrain.kernels import backward as plans
+from sparsetrain.kernels import forward as forward_pass
 from sparsetrain.sparsify import Sparsifier, build
 
 CACHED_GRAPHS = 8
@@ -30,37 +32,18 @@ def graphs_enabled() -> bool:
 @dataclasses.dataclass
 class _Captured:
     graph: torch.cuda.CUDAGraph
-    inputs: plans.LayerState
-    grads: plans.LayerGrads
+    inputs: Any    # the dataclass the graph reads
+    outputs: Any   # the dataclass the graph writes
 
 
-def _key(sparsifier: Sparsifier, state: plans.LayerState) -> tuple:
-    shapes = tuple((f.name, _describe(getattr(state, f.name))) for f in dataclasses.fields(state))
-    return (tuple(sorted(sparsifier.spec.items())), shapes)
+def _describe(record: Any) -> tuple:
+    return tuple((f.name, None if (t := getattr(record, f.name)) is None
+                  else (tuple(t.shape), t.dtype, str(t.device)))
+                 for f in dataclasses.fields(record))
 
 
-def _describe(tensor: Any) -> Any:
-    return None if tensor is None else (tuple(tensor.shape), tensor.dtype, str(tensor.device))
-
-
-def _copy_state(state: plans.LayerState) -> plans.LayerState:
-    return plans.LayerState(**{f.name: (None if getattr(state, f.name) is None
-                                         else getattr(state, f.name).clone())
-                               for f in dataclasses.fields(state)})
-
-
-def _capture(sparsifier: Sparsifier, state: plans.LayerState) -> _Captured:
-    inputs = _copy_state(state)
-    scratch = build(sparsifier.spec)  # the warm-up's and capture's statistics go nowhere
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        plans.run(scratch, inputs)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        grads = plans.run(scratch, inputs)
-    return _Captured(graph, inputs, grads)
+def _copy(record: Any) -> Any:
+    return dataclasses.replace(record, **{name: tensor.clone() for name, tensor in _tensors(record)})
 
 
 def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
@@ -68,29 +51,59 @@ def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
             if isinstance(getattr(record, f.name), torch.Tensor)]
 
 
-def run(sparsifier: Sparsifier, state: plans.LayerState) -> plans.LayerGrads:
-    """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded."""
-    if not graphs_enabled():
-        grads = plans.run(sparsifier, state)
-        plans.record_stats(sparsifier, grads)
-        return grads
-    key = _key(sparsifier, state)
+def _capture(function: Callable[[Any], Any], inputs: Any) -> _Captured:
+    inputs = _copy(inputs)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        function(inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = function(inputs)
+    return _Captured(graph, inputs, outputs)
+
+
+def replay(key: tuple, function: Callable[[Any], Any], inputs: Any) -> Any:
+    """function(inputs), a dataclass of tensors to one of tensors, run as the graph cached at
+    `key` (captured at the first call); the result's tensors are fresh."""
     captured = _graphs.get(key)
     if captured is None:
-        captured = _capture(sparsifier, state)
+        captured = _capture(function, inputs)
         _graphs[key] = captured
         while len(_graphs) > CACHED_GRAPHS:
             _graphs.popitem(last=False)
     _graphs.move_to_end(key)
     # One multi-tensor copy each way: per-tensor copies cost more host time than device time.
-    sources = _tensors(state)
+    sources = _tensors(inputs)
     torch._foreach_copy_([getattr(captured.inputs, name) for name, _ in sources],
                          [tensor for _, tensor in sources])
     captured.graph.replay()
-    outputs = _tensors(captured.grads)
-    fresh = [torch.empty_like(tensor) for _, tensor in outputs]
-    torch._foreach_copy_(fresh, [tensor for _, tensor in outputs])
-    grads = dataclasses.replace(captured.grads, **{name: tensor for (name, _), tensor
-                                                   in zip(outputs, fresh)})
+    results = _tensors(captured.outputs)
+    fresh = [torch.empty_like(tensor) for _, tensor in results]
+    torch._foreach_copy_(fresh, [tensor for _, tensor in results])
+    return dataclasses.replace(captured.outputs, **{name: tensor for (name, _), tensor
+                                                    in zip(results, fresh)})
+
+
+def forward(inputs: forward_pass.ForwardInputs) -> forward_pass.ForwardState:
+    """The layer's forward: output, cells and gates (fresh tensors)."""
+    if not graphs_enabled():
+        return forward_pass.run(inputs)
+    return replay(("forward", _describe(inputs)), forward_pass.run, inputs)
+
+
+def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
+    # Warm-up and capture only: their statistics go to a sparsifier of their own.
+    return plans.run(build(spec), state)
+
+
+def run(sparsifier: Sparsifier, state: plans.LayerState) -> plans.LayerGrads:
+    """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded."""
+    if not graphs_enabled():
+        grads = plans.run(sparsifier, state)
+    else:
+        key = ("backward", tuple(sorted(sparsifier.spec.items())), _describe(state))
+        grads = replay(key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state)
     plans.record_stats(sparsifier, grads)
     return grads

@@ -2,11 +2,10 @@
 
     lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier) -> (output, h_n, c_n)
 
-Forward: one GEMM projects the inputs of all T steps; per step one GEMM (cuBLAS) adds
-h_{t-1} W_hh^T and the fused forward kernel makes gates, c_t and h_t. Cell states stay float32.
-Backward: `sparsetrain.kernels.backward` runs the method's plan, replayed as one CUDA graph
-per layer (`sparsetrain.kernels.graphs`) (dense, coarse, fine natively,
-meprop the way its authors do). Methods or shapes the kernels do not take fall back to the
+Forward: `sparsetrain.kernels.forward` (per step a cuBLAS GEMM and the fused cell kernel).
+Backward: `sparsetrain.kernels.backward` runs the method's plan (dense, coarse, fine natively,
+meprop the way its authors do). Each pass is replayed as one CUDA graph per layer and shape
+(`sparsetrain.kernels.graphs`). Methods or shapes the kernels do not take fall back to the
 torch reference (`sparsetrain.nn.reference`) for the whole layer.
 """
 
@@ -16,8 +15,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from sparsetrain.kernels import backward as plans
+from sparsetrain.kernels import forward as forward_pass
 from sparsetrain.kernels import graphs
-from sparsetrain.kernels.pointwise import forward_step
 from sparsetrain.nn import reference
 from sparsetrain.sparsify import Sparsifier, build
 
@@ -41,25 +40,11 @@ def unsupported_reason(x: torch.Tensor, w_hh: torch.Tensor, sparsifier: Sparsifi
 class CupyLSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier):
-        steps, batch, _ = x.shape
-        hidden = w_hh.shape[1]
-        flat = x.reshape(steps * batch, -1)
-        if b_ih is not None:
-            projected = torch.addmm(b_ih + b_hh, flat, w_ih.t())
-        else:
-            projected = flat @ w_ih.t()
-        projected = projected.reshape(steps, batch, 4 * hidden)
-        output = x.new_empty(steps, batch, hidden)
-        cells = torch.empty(steps + 1, batch, hidden, device=x.device, dtype=torch.float32)
-        gates = x.new_empty(steps, batch, 4 * hidden)
-        cells[0] = c0
-        net = x.new_empty(batch, 4 * hidden)
-        h = h0.contiguous()
-        w_hh_t = w_hh.t()
-        for t in range(steps):
-            torch.addmm(projected[t], h, w_hh_t, out=net)
-            forward_step(net, cells[t], gates[t], cells[t + 1], output[t])
-            h = output[t]
+        inputs = forward_pass.ForwardInputs(
+            x=x.contiguous(), h0=h0.contiguous(), c0=c0.contiguous(), w_ih=w_ih.contiguous(),
+            w_hh=w_hh.contiguous(), bias=None if b_ih is None else b_ih + b_hh)
+        state = graphs.forward(inputs)
+        output, cells, gates = state.output, state.cells, state.gates
         ctx.sparsifier = sparsifier
         ctx.has_bias = b_ih is not None
         # Unused outputs (h_n, c_n mostly) then come as None, not as freshly filled zeros:

@@ -1,0 +1,55 @@
+"""The forward pass of one layer on the kernels.
+
+One GEMM projects the inputs of all T steps; per step one GEMM (cuBLAS) adds h_{t-1} W_hh^T
+and the fused forward kernel makes the gates, c_t and h_t. Cell states stay float32. What the
+backward needs (output, cells, gates) comes back as a ForwardState.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsetrain.kernels.pointwise import forward_step
+
+
+@dataclass
+class ForwardInputs:
+    x: torch.Tensor          # (T, N, I)
+    h0: torch.Tensor         # (N, H)
+    c0: torch.Tensor         # (N, H)
+    w_ih: torch.Tensor       # (4H, I)
+    w_hh: torch.Tensor       # (4H, H)
+    bias: torch.Tensor | None  # b_ih + b_hh (4H), or None
+
+
+@dataclass
+class ForwardState:
+    output: torch.Tensor     # (T, N, H)
+    cells: torch.Tensor      # (T+1, N, H) float32
+    gates: torch.Tensor      # (T, N, 4H)
+
+
+def run(inputs: ForwardInputs) -> ForwardState:
+    x, w_hh = inputs.x, inputs.w_hh
+    steps, batch, _ = x.shape
+    hidden = w_hh.shape[1]
+    flat = x.reshape(steps * batch, -1)
+    if inputs.bias is not None:
+        projected = torch.addmm(inputs.bias, flat, inputs.w_ih.t())
+    else:
+        projected = flat @ inputs.w_ih.t()
+    projected = projected.reshape(steps, batch, 4 * hidden)
+    output = x.new_empty(steps, batch, hidden)
+    cells = torch.empty(steps + 1, batch, hidden, device=x.device, dtype=torch.float32)
+    gates = x.new_empty(steps, batch, 4 * hidden)
+    cells[0] = inputs.c0
+    net = x.new_empty(batch, 4 * hidden)
+    h = inputs.h0
+    w_hh_t = w_hh.t()
+    for t in range(steps):
+        torch.addmm(projected[t], h, w_hh_t, out=net)
+        forward_step(net, cells[t], gates[t], cells[t + 1], output[t])
+        h = output[t]
+    return ForwardState(output, cells, gates)
