@@ -33,16 +33,21 @@ def ptb_dir() -> Path:
     return shared_dataset("ptb", PTB_FILES)
 
 
-@pytest.fixture
-def tiny_ptb(ptb_dir: Path, tmp_path: Path) -> Path:
-    """The first lines of each real PTB split, in PTB format: a few thousand tokens."""
-    folder = tmp_path / "ptb"
+def write_tiny_ptb(ptb_dir: Path, parent: Path) -> Path:
+    """parent/ptb: the first lines of each real PTB split, in PTB format (a few thousand
+    tokens)."""
+    folder = parent / "ptb"
     folder.mkdir()
     for name, lines in zip(PTB_FILES, (300, 30, 30)):
         with open(ptb_dir / name, encoding="utf-8") as source:
             head = [next(source) for _ in range(lines)]
         (folder / name).write_text("".join(head), encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def tiny_ptb(ptb_dir: Path, tmp_path: Path) -> Path:
+    return write_tiny_ptb(ptb_dir, tmp_path)
 
 
 TINY_RECIPE = """

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import write_tiny_ptb
 from sparsetrain.cli import main
 from sparsetrain.report.runs import find_runs
 from sparsetrain.report.table import runs_table
@@ -23,11 +24,7 @@ def cli(*args):
 def sweep_root(tmp_path_factory, ptb_dir):
     """A real three-run sweep on tiny PTB slices: dense, coarse, coarse then dense."""
     folder = tmp_path_factory.mktemp("table")
-    data = folder / "ptb"
-    data.mkdir()
-    for name, lines in (("ptb.train.txt", 300), ("ptb.valid.txt", 30), ("ptb.test.txt", 30)):
-        with open(ptb_dir / name, encoding="utf-8") as source:
-            (data / name).write_text("".join(next(source) for _ in range(lines)))
+    data = write_tiny_ptb(ptb_dir, folder)
     (folder / "base.yaml").write_text(
         f"task: lm\ndevice: cpu\ndata: {{dir: {data}}}\nmodel: {{hidden_size: 16}}\n"
         "train: {steps: 8, batch_size: 4, bptt: 5, log_every: 2}\neval: {batch_size: 4}\n")
