@@ -199,16 +199,16 @@ def sweep_wgrad(module, quick):
                             "registers": 0, "spilled_bytes": 0})
         products.HOPPER_WGRAD_NARROW_ROWS = shipped_rule
         for i, tiles in enumerate(WGRAD_CANDIDATES):
-            if products.wgrad_regions_per_block(P, R, S, tiles) == 0:
+            per_block = products.wgrad_regions_per_block(P, R, S, tiles)
+            if per_block == 0:
                 continue
-            grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, P, R, S,
-                                                          steps, tiles)
+            grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, per_block,
+                                                          R * P, steps, tiles)
             if shared > SHARED_LIMIT:
                 continue
             function = module.get_function(f"try{i}_wgrad_{dtype}")
             out = torch.zeros(width, F, device="cuda")
-            args = (values, x, index, P, R, S, steps, N, F, kc,
-                    products.wgrad_regions_per_block(P, R, S, tiles), out)
+            args = (values, x, index, P, R, S, steps, N, F, kc, per_block, out)
 
             def work():
                 if grid[2] > 1:

@@ -116,10 +116,6 @@ template <> struct Mma<float> {
     }
 };
 
-// Accumulator element e (0..3) of an m16n8 tile sits at row g + 8*(e/2), column 2t + e%2.
-__device__ __forceinline__ int acc_row(int e, int g) { return g + 8 * (e >> 1); }
-__device__ __forceinline__ int acc_col(int e, int t) { return 2 * t + (e & 1); }
-
 // Two adjacent outputs (8-byte aligned): stored, or with `add` reduced into fp32 memory by one
 // vector red (split-K: half the atomic operations of scalar adds).
 __device__ __forceinline__ void store_pair(float* at, float a, float b, bool add) {
@@ -130,6 +126,32 @@ __device__ __forceinline__ void store_pair(float* at, float a, float b, bool add
 }
 __device__ __forceinline__ void store_pair(bf16* at, float a, float b, bool) {
     *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(a, b);
+}
+
+// region_wgrad's shared accumulator (products.cu and hopper.cu): every row of the block's
+// regions, `stride` floats apart. Each step adds its product into the rows of its kept slices.
+// The row of compact column `compact` in a step that kept global slices idx[]:
+__device__ __forceinline__ float* kept_row(float* acc, const int* idx, int compact, int P, int R,
+                                           int first_region, int stride) {
+    return acc + ((idx[compact / P] - first_region * R) * P + compact % P) * stride;
+}
+__device__ __forceinline__ void add_pair(float* at, float a, float b) {
+    float2* pair = reinterpret_cast<float2*>(at);
+    float2 sum = *pair;
+    sum.x += a;
+    sum.y += b;
+    *pair = sum;
+}
+// The accumulator's rows x columns written to dW_block (row r at dW_block + r * F), only the
+// first `columns_left` columns; added instead where the steps were split between blocks.
+__device__ __forceinline__ void store_accumulator(const float* acc, int rows, int columns, int stride,
+                                  float* dW_block, int F, int columns_left, bool add) {
+    for (int i = threadIdx.x; i < rows * columns / 2; i += blockDim.x) {
+        int r = 2 * i / columns, col = 2 * i % columns;
+        if (col >= columns_left) continue;
+        const float* pair = acc + r * stride + col;
+        store_pair(dW_block + (size_t)r * F + col, pair[0], pair[1], add);
+    }
 }
 
 // Asynchronous 16-byte global -> shared copies (sm_80+): a tile's loads stay in flight while the

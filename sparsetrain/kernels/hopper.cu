@@ -246,29 +246,18 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         for (int half = 0; half < 2; ++half) {
             int m = warp * 16 + lane / 4 + 8 * half;
             if (m < m_count) {
-                int compact = m0 + m;
-                float* row = acc + ((idx[compact / P] - first_region * R) * P + compact % P)
-                                       * ACC_STRIDE + 2 * (lane % 4);
+                float* row = kept_row(acc, idx, m0 + m, P, R, first_region, ACC_STRIDE)
+                             + 2 * (lane % 4);
 #pragma unroll
-                for (int i = 0; i < BN / 8; ++i) {
-                    float2* pair = reinterpret_cast<float2*>(row + 8 * i);
-                    float2 sum = *pair;
-                    sum.x += d[4 * i + 2 * half];
-                    sum.y += d[4 * i + 2 * half + 1];
-                    *pair = sum;
-                }
+                for (int i = 0; i < BN / 8; ++i)
+                    add_pair(row + 8 * i, d[4 * i + 2 * half], d[4 * i + 2 * half + 1]);
             }
         }
     }
     wgmma_wait<0>();
     __syncthreads();
-    for (int i = tid; i < acc_rows * BN / 2; i += THREADS) {
-        int r = 2 * i / BN, col = 2 * i % BN;
-        if (n0 + col >= F) continue;
-        const float* pair = acc + r * ACC_STRIDE + col;
-        store_pair(dW + (size_t)(first_region * RP + r) * F + n0 + col, pair[0], pair[1],
-                   gridDim.z > 1);
-    }
+    store_accumulator(acc, acc_rows, BN, ACC_STRIDE, dW + (size_t)first_region * RP * F + n0, F,
+                      F - n0, gridDim.z > 1);
 }
 
 #define HOPPER_ENTRY(NAME, OutT, WGS, STAGES)                                                   \

@@ -27,6 +27,15 @@ template <typename T> struct Layout {
     static constexpr int KMAJOR_PAD = 8;
 };
 
+// 16-byte copies per thread of a BM x BK (A) and a BK x BN (B) tile; every thread copies whole
+// chunks.
+template <typename T, class C> struct Copies {
+    static constexpr int A = C::BM * C::BK / Layout<T>::CHUNK / C::THREADS;
+    static constexpr int B = C::BK * C::BN / Layout<T>::CHUNK / C::THREADS;
+    static_assert(A * Layout<T>::CHUNK * C::THREADS == C::BM * C::BK, "A tile: whole chunks");
+    static_assert(B * Layout<T>::CHUNK * C::THREADS == C::BK * C::BN, "B tile: whole chunks");
+};
+
 // out (M x F) = A (M x Kc, compact values) . B[rows of the kept slices] (B is rows x F).
 // Compact column k of row block `group` reads B row index[group][k / P] * P + k % P, where
 // group = row / rows_per_group (one step's N rows share one index; rows_per_group % C::BM == 0).
@@ -43,10 +52,7 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
                           OutT* out, int M, int Kc, int F) {
     constexpr int KS = Mma<T>::K, CH = Layout<T>::CHUNK;
     constexpr int LDA = C::BK + Layout<T>::ROW_PAD, LDB = C::BN + Layout<T>::KMAJOR_PAD;
-    constexpr int A_CHUNKS = C::BM * C::BK / CH / C::THREADS;
-    constexpr int B_CHUNKS = C::BK * C::BN / CH / C::THREADS;
-    static_assert(A_CHUNKS * CH * C::THREADS == C::BM * C::BK, "A tile: whole chunks per thread");
-    static_assert(B_CHUNKS * CH * C::THREADS == C::BK * C::BN, "B tile: whole chunks per thread");
+    constexpr int A_CHUNKS = Copies<T, C>::A, B_CHUNKS = Copies<T, C>::B;
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     T* stages = reinterpret_cast<T*>(shared_bytes);
     int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
@@ -149,10 +155,7 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
                              int steps, int N, int F, int Kc, int regions_per_block, float* dW) {
     constexpr int KS = Mma<T>::K, CH = Layout<T>::CHUNK, ACC_STRIDE = C::BN + 8;
     constexpr int LDA = C::BM + Layout<T>::KMAJOR_PAD, LDB = C::BN + Layout<T>::KMAJOR_PAD;
-    constexpr int A_CHUNKS = C::BK * C::BM / CH / C::THREADS;
-    constexpr int B_CHUNKS = C::BK * C::BN / CH / C::THREADS;
-    static_assert(A_CHUNKS * CH * C::THREADS == C::BM * C::BK, "A tile: whole chunks per thread");
-    static_assert(B_CHUNKS * CH * C::THREADS == C::BK * C::BN, "B tile: whole chunks per thread");
+    constexpr int A_CHUNKS = Copies<T, C>::A, B_CHUNKS = Copies<T, C>::B;
     extern __shared__ __align__(16) unsigned char shared_bytes[];
     int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
     int keep = R - S, Kr = keep * P, RP = R * P, G = Kc / Kr;
@@ -237,29 +240,18 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
                     for (int half = 0; half < 2; ++half) {
                         int m = wm + 16 * mt + g + 8 * half;
                         if (m >= m_count) continue;
-                        int compact = m0 + m;
-                        float* row = acc + ((idx[compact / P] - first_region * R) * P
-                                            + compact % P) * ACC_STRIDE + wn + 2 * t;
+                        float* row = kept_row(acc, idx, m0 + m, P, R, first_region,
+                                              ACC_STRIDE) + wn + 2 * t;
 #pragma unroll
-                        for (int nt = 0; nt < C::NT; ++nt) {
-                            float2* pair = reinterpret_cast<float2*>(row + 8 * nt);
-                            float2 sum = *pair;
-                            sum.x += c[mt][nt][2 * half];
-                            sum.y += c[mt][nt][2 * half + 1];
-                            *pair = sum;
-                        }
+                        for (int nt = 0; nt < C::NT; ++nt)
+                            add_pair(row + 8 * nt, c[mt][nt][2 * half], c[mt][nt][2 * half + 1]);
                     }
             }
         }
     }
     __syncthreads();
-    for (int i = tid; i < acc_rows * C::BN / 2; i += C::THREADS) {
-        int r = 2 * i / C::BN, col = 2 * i % C::BN;
-        if (n0 + col >= F) continue;
-        const float* pair = acc + r * ACC_STRIDE + col;
-        store_pair(dW + (size_t)(first_region * RP + r) * F + n0 + col, pair[0], pair[1],
-                   gridDim.z > 1);
-    }
+    store_accumulator(acc, acc_rows, C::BN, ACC_STRIDE, dW + (size_t)first_region * RP * F + n0,
+                      F, F - n0, gridDim.z > 1);
 }
 
 // Per-step column sums of compact values scattered to their gate columns:

@@ -177,7 +177,8 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
                 f"region_wgrad: need 4 | P ({P}) and (R-S)*P dividing Kc={kc}")
     expect_rule(x.dim() == 2 and x.shape[1] % 4 == 0, "region_wgrad: x's width must be a "
                 "multiple of 4")
-    regions_per_block = wgrad_regions_per_block(P, R, S)
+    module, name, tiles = wgrad_kernel(values.dtype, values.device, P, R, S)
+    regions_per_block = wgrad_regions_per_block(P, R, S, tiles)
     expect_rule(regions_per_block > 0, f"region_wgrad: (R-S)*P={(R - S) * P} compact columns "
                 f"per region or R*P={R * P} rows exceed the shared-memory accumulator "
                 f"(or no whole number of regions fills a multiple of 8 columns)")
@@ -191,13 +192,13 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(out, "out", torch.float32, (regions * R * P, features))
-    module, name, tiles = wgrad_kernel(values.dtype, values.device, P, R, S)
-    grid, block, shared = wgrad_geometry(values.dtype, regions, features, P, R, S, steps, tiles)
+    grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
+                                         R * P, steps, tiles)
     if grid[2] > 1:
         out.zero_()
     launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
-           (values, x, index, P, R, S, steps, rows // steps, features, kc,
-            wgrad_regions_per_block(P, R, S, tiles), out), shared_mem=shared)
+           (values, x, index, P, R, S, steps, rows // steps, features, kc, regions_per_block,
+            out), shared_mem=shared)
 
 
 def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int,
@@ -212,15 +213,15 @@ def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int,
     return "hopper", "region_wgrad_hopper", HOPPER_WGRAD_TILES
 
 
-def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, P: int, R: int, S: int,
-                   steps: int, tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
+def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_block: int,
+                   region_rows: int, steps: int,
+                   tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
     """Grid (column blocks, region blocks, step splits), block and dynamic shared bytes of one
-    region_wgrad launch."""
-    per_block = wgrad_regions_per_block(P, R, S, tiles)
-    blocks = (-(-features // tiles.columns), -(-regions // per_block))
+    region_wgrad launch (region_rows = R * P rows of dW per region)."""
+    blocks = (-(-features // tiles.columns), -(-regions // regions_per_block))
     split = max(1, min(steps // WGRAD_LEAST_STEPS, WGRAD_TARGET_BLOCKS // (blocks[0] * blocks[1])))
     return ((*blocks, split), (tiles.threads,),
-            wgrad_shared_bytes(dtype, per_block * R * P, tiles))
+            wgrad_shared_bytes(dtype, regions_per_block * region_rows, tiles))
 
 
 def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
