@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -111,3 +113,11 @@ def test_bench_json_gives_the_speedup_table():
 def test_a_folder_without_runs_is_a_one_line_error(tmp_path):
     result = cli("table", tmp_path)
     assert result.exit_code == 2 and "holds no run directory" in result.output
+
+
+def test_the_command_line_starts_without_loading_torch():
+    # table and plot run where torch is not wanted; only run, sweep children and bench load it.
+    probe = "import sys, sparsetrain.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"

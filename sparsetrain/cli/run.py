@@ -6,6 +6,7 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,10 +17,10 @@ from sparsetrain.errors import ConfigError
 from sparsetrain.train.interrupt import StopRequest
 from sparsetrain.train.progress import ProgressDisplay
 from sparsetrain.train.rundir import ENV, RECIPE, SUMMARY, RunDir
-from sparsetrain.train.setup import Setup, prepare
-from sparsetrain.train import envinfo
 from sparsetrain.train.summary import final_text
-from sparsetrain.train.trainer import Trainer
+
+if TYPE_CHECKING:
+    from sparsetrain.train.setup import Setup
 
 FAILED_EXIT_CODE = 1
 
@@ -56,6 +57,10 @@ def command(recipe_file: Path, overrides: tuple[str, ...], out: Path, name: str 
     elif run.exists():
         raise UserError(f"run directory {run.path} already exists; use --resume to continue "
                         "it or --name NAME to start a new run")
+    # Training modules load torch: only here, so other commands start without it.
+    from sparsetrain.train.setup import prepare
+    from sparsetrain.train.trainer import Trainer
+
     setup = prepare(recipe)
     with StopRequest() as stop, ProgressDisplay(setup.plan.total_steps,
                                                 setup.plan.steps_per_epoch,
@@ -76,6 +81,8 @@ def command(recipe_file: Path, overrides: tuple[str, ...], out: Path, name: str 
 
 
 def _create(run: RunDir, setup: Setup) -> None:
+    from sparsetrain.train import envinfo
+
     run.create()
     run.write_text(RECIPE, dump_recipe(setup.recipe))
     run.write_json(ENV, envinfo.collect(setup.seed, setup.device, sys.argv[1:]))
@@ -104,6 +111,8 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> bool:
 
 
 def _dry_run(recipe: Recipe, run: RunDir) -> None:
+    from sparsetrain.train.setup import prepare
+
     setup = prepare(recipe)
     plan = setup.plan
     click.echo(dump_recipe(recipe), nl=False)
