@@ -17,10 +17,10 @@ import yaml
 
 from sparsetrain.config.fit import shape_problems
 from sparsetrain.config.overrides import (
-    SECTIONS, apply_overrides, section_keys, top_level_keys, unknown_key,
+    apply_overrides, section_keys, top_level_keys, unknown_key,
 )
 from sparsetrain.config.rules import CROSS_RULES, VALUE_RULES
-from sparsetrain.config.schema import Phase, Recipe
+from sparsetrain.config.schema import SECTIONS, Phase, Recipe
 from sparsetrain.config.source import KeyPath, Origin, origin_text, path_text, read_yaml
 from sparsetrain.errors import ConfigError
 

@@ -18,13 +18,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from sparsetrain.config.schema import (
-    DataConfig, DecodeConfig, EvalConfig, ModelConfig, Phase, Recipe, RecordConfig, TrainConfig,
-)
+from sparsetrain.config.schema import SECTIONS, Phase, Recipe
 from sparsetrain.config.source import KeyPath, Origin, path_text
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig,
-            "decode": DecodeConfig, "record": RecordConfig}
 METHOD_KEYS = ("method", "schedule")
 
 

@@ -89,6 +89,11 @@ class RecordConfig:
     dnet_bins: int = _field(101, "histogram bins, symmetric around 0")
 
 
+# The recipe's sections: each one a dataclass of its own, filled with defaults when absent.
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig,
+            "decode": DecodeConfig, "record": RecordConfig}
+
+
 @dataclass(frozen=True)
 class Recipe:
     task: str = _field("lm", "task plugin: lm | caption | translate")
@@ -108,8 +113,6 @@ class Recipe:
 
     def __post_init__(self) -> None:
         # Frozen dataclasses cannot use mutable defaults; fill the sub-configs here.
-        for name, kind in (("data", DataConfig), ("model", ModelConfig),
-                           ("train", TrainConfig), ("eval", EvalConfig),
-                           ("decode", DecodeConfig), ("record", RecordConfig)):
+        for name, kind in SECTIONS.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, kind())
