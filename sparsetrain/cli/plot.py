@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sparsetrain.cli._errors import UserError, user_errors
+from sparsetrain.report.runs import SPLITS
 
 KINDS = ("tradeoff", "curves", "stats", "histogram")
 # the kind each option applies to: a misplaced option is a mistake, not silently ignored
@@ -27,7 +28,7 @@ OPTION_KIND = {"--baseline": "tradeoff", "--bench": "tradeoff", "--bench-shape":
                    "runs' own backward timings.")
 @click.option("--bench-shape", help="tradeoff with --bench: the bench shape to use (default: "
               "the one matching the runs' hidden, batch, bptt, layers and dtype).")
-@click.option("--split", type=click.Choice(["test", "valid"]), default="test",
+@click.option("--split", type=click.Choice(SPLITS), default="test",
               show_default=True, help="tradeoff: which final metric is the quality.")
 @click.option("--step", "steps", multiple=True, type=int,
               help="histogram: a recorded step to show (repeatable; default: all).")

@@ -94,7 +94,7 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> bool:
     if status == "completed":
         click.echo(f"run {run.path} already completed; see {run.path / 'summary.json'}")
         return True
-    if not run.resumable():
+    if not run.resumable(status):
         raise UserError(f"--resume: nothing to resume in {run.path} (no checkpoint); "
                         "start the run without --resume")
     try:

@@ -53,7 +53,6 @@ def command(sweep_file: Path, overrides: tuple[str, ...], jobs: int, devices: st
         click.echo(f"# {len(runner.states)} runs of {spec.base} under {root}; dry run: "
                    "nothing created")
         return
-    root.mkdir(parents=True, exist_ok=True)
     write_text_atomically(root / SWEEP_FILE, yaml.safe_dump(spec.plain(), sort_keys=False))
     _run_with_display(runner)
     _report(runner, sweep_file, root)
@@ -128,7 +127,7 @@ def _report(runner: SweepRunner, sweep_file: Path, root: Path) -> None:
     for state in runner.states:
         if state.state == "failed":
             click.echo(f"  failed: {state.run.name}: {state.note} "
-                       f"(log: {root / 'logs' / (state.run.name + '.log')})", err=True)
+                       f"(log: {runner.log_path(state.run)})", err=True)
     if runner.stop_signal:
         click.echo(f"stopped by {runner.stop_signal}; continue with: sparsetrain sweep "
                    f"{sweep_file} --out {root}", err=True)

@@ -44,6 +44,5 @@ def command(paths: tuple[Path, ...], form: str, baseline: str | None, split: str
     if out is None:
         click.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out, text)
     click.echo(f"wrote {out}")

@@ -120,11 +120,11 @@ def is_run_dir(path: Path) -> bool:
     return any((path / marker).is_file() for marker in RUN_MARKERS)
 
 
-def read_run(path: Path, name: str | None = None) -> RunRecord:
+def read_run(path: Path) -> RunRecord:
     summary = RunDir(path).read_json(SUMMARY) or {}
     recipe = _read_yaml(path / RECIPE)
     status = summary.get("status", "missing")
-    return RunRecord(name or path.name, path, status, recipe, summary)
+    return RunRecord(path.name, path, status, recipe, summary)
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[RunRecord]:

@@ -54,31 +54,31 @@ def plan_action(directory: Path) -> tuple[str, str]:
         return "skip", "completed earlier"
     if status == "failed":
         return "blocked", "failed earlier; delete its folder to run it again"
-    if run.resumable():
+    if run.resumable(status):
         return "resume", f"{status} earlier"
     return "blocked", "folder has no checkpoint to resume; delete it to run again"
 
 
+# The state a run starts the sweep in, by its planned action.
+FIRST_STATE = {"start": "waiting", "resume": "waiting", "skip": "skipped", "blocked": "failed"}
+
+
 class SweepRunner:
-    def __init__(self, spec: SweepSpec, root: Path, jobs: int, devices: list[str] | None,
-                 on_change: Callable[[RunState], None] = lambda state: None,
-                 on_tick: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, spec: SweepSpec, root: Path, jobs: int, devices: list[str] | None) -> None:
         self.spec, self.root, self.jobs, self.devices = spec, root, jobs, devices
-        self.on_change = on_change  # a run changed state
-        self.on_tick = on_tick  # every poll: progress may have moved
+        self.on_change: Callable[[RunState], None] = lambda state: None  # a run changed state
+        self.on_tick: Callable[[], None] = lambda: None  # every poll: progress may have moved
         self.states = []
         for run in spec.runs:
             action, why = plan_action(root / run.name)
-            self.states.append(RunState(run, action, note=why))
-        for state in self.states:
-            if state.action == "skip":
-                state.state = "skipped"
-            elif state.action == "blocked":
-                state.state = "failed"
+            self.states.append(RunState(run, action, FIRST_STATE[action], note=why))
         self.stop_signal: str | None = None
 
+    def log_path(self, run: SweepRun) -> Path:
+        return self.root / "logs" / f"{run.name}.log"
+
     def pending(self) -> list[RunState]:
-        return [s for s in self.states if s.action in ("start", "resume") and s.state == "waiting"]
+        return [s for s in self.states if s.state == "waiting"]
 
     def running(self) -> list[RunState]:
         return [s for s in self.states if s.state == "running"]
@@ -116,7 +116,7 @@ class SweepRunner:
             busy = [other.device for other in self.running()]
             state.device = min(self.devices, key=busy.count)
             env["CUDA_VISIBLE_DEVICES"] = state.device
-        log = open(self.root / "logs" / f"{run.name}.log", "a", encoding="utf-8")
+        log = open(self.log_path(run), "a", encoding="utf-8")
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
         # Its own process group: a Ctrl-C reaches the sweep only, which then asks each run to
@@ -131,13 +131,14 @@ class SweepRunner:
     def _poll(self, state: RunState) -> None:
         directory = self.root / state.run.name
         state.step = _last_step(directory)
-        if state.total_steps is None:  # written once, when the run starts
-            state.total_steps = (RunDir(directory).read_json(SUMMARY) or {}).get(
-                "total_steps")
         code = state.process.poll() if state.process else None
-        if code is None:
+        if state.total_steps is not None and code is None:
             return
         summary = RunDir(directory).read_json(SUMMARY) or {}
+        if state.total_steps is None:  # written once, when the run starts
+            state.total_steps = summary.get("total_steps")
+        if code is None:
+            return
         status = summary.get("status")
         if code == 0 and status == "completed":
             state.state, state.note = "completed", final_text(summary)
@@ -147,8 +148,7 @@ class SweepRunner:
             state.note = "resumes on the next sweep" if status else "starts on the next sweep"
         else:
             state.state = "failed"
-            state.note = _last_line(self.root / "logs" / f"{state.run.name}.log") or \
-                f"exit code {code}"
+            state.note = _last_line(self.log_path(state.run)) or f"exit code {code}"
         self.on_change(state)
 
 

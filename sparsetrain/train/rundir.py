@@ -91,9 +91,10 @@ class RunDir:
 
         write_atomically(self.file(CHECKPOINT), lambda handle: torch.save(state, handle))
 
-    def resumable(self) -> bool:
-        """A started run `--resume` can continue: it has a checkpoint and a summary."""
-        return self.has_checkpoint() and self.status() is not None
+    def resumable(self, status: str | None) -> bool:
+        """A started run `--resume` can continue: it has a summary (its `status()`, already
+        read by the caller) and a checkpoint."""
+        return status is not None and self.has_checkpoint()
 
     def has_checkpoint(self) -> bool:
         return self.file(CHECKPOINT).is_file()
