@@ -85,15 +85,9 @@ def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20)
 def kernel_ms(work: Callable[[], None], launches: int = 10) -> float:
     """Device milliseconds of one `work` without its launch overhead: `launches` calls captured
     in one CUDA graph, the replay timed by median_cuda_ms."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        work()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(launches):
-            work()
+    from sparsetrain.kernels.graphs import capture
+
+    graph, _ = capture(lambda: [work() for _ in range(launches)])
     return median_cuda_ms(graph.replay, 3, 20) / launches
 
 

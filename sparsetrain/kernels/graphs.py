@@ -51,16 +51,23 @@ def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
             if isinstance(getattr(record, f.name), torch.Tensor)]
 
 
-def _capture(function: Callable[[Any], Any], inputs: Any) -> _Captured:
-    inputs = _copy(inputs)
+def capture(work: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
+    """work() run once to warm up (on a side stream, as capture needs), then captured: the
+    graph and what the captured call returned."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        function(inputs)
+        work()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        outputs = function(inputs)
+        result = work()
+    return graph, result
+
+
+def _capture(function: Callable[[Any], Any], inputs: Any) -> _Captured:
+    inputs = _copy(inputs)
+    graph, outputs = capture(lambda: function(inputs))
     return _Captured(graph, inputs, outputs)
 
 
