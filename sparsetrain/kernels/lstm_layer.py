@@ -1,6 +1,6 @@
 """One LSTM layer on the CuPy kernels, with the torch reference's semantics and signature.
 
-    lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier) -> (output, h_n, c_n)
+    lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder=None) -> (output, h_n, c_n)
 
 Forward: `sparsetrain.kernels.forward` (per step a cuBLAS GEMM and the fused cell kernel).
 Backward: `sparsetrain.kernels.backward` runs the method's plan (dense, coarse, fine natively,
@@ -70,9 +70,12 @@ class CupyLSTMLayer(torch.autograd.Function):
         return (d_x, grads.d_h0, grads.d_c0, grads.d_w_ih, grads.d_w_hh, d_bias, d_bias, None)
 
 
-def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier):
-    """(T, N, D) input -> (output (T, N, H), h_n, c_n); sparse backward on the kernels."""
+def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder=None):
+    """(T, N, D) input -> (output (T, N, H), h_n, c_n); sparse backward on the kernels.
+
+    With a dnet `recorder` (sparsetrain.train.dnet_histograms) the layer runs on the torch
+    reference, which hands the recorder each backward's dnet; the kernels never form it whole."""
     sparsifier = sparsifier if sparsifier is not None else build(None)
-    if unsupported_reason(x, w_hh, sparsifier) is not None:
-        return reference.lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier)
+    if recorder is not None or unsupported_reason(x, w_hh, sparsifier) is not None:
+        return reference.lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier, recorder)
     return CupyLSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, sparsifier)

@@ -106,7 +106,7 @@ class LSTM(nn.Module):
         recorders = self.dnet_recorders
         if not torch.is_grad_enabled():
             return self._forward_without_backward(x, hx)
-        layer_function = self._layer_function(x) if recorders is None else reference.lstm_layer
+        layer_function = self._layer_function(x)
         h_last, c_last = [], []
         for layer in range(self.num_layers):
             suffix = f"_l{layer}"
@@ -116,7 +116,7 @@ class LSTM(nn.Module):
                 x, hx[0][layer], hx[1][layer],
                 getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix),
                 *biases, self._layer_sparsifiers[layer],
-                *((recorders[layer],) if recorders is not None else ()))
+                recorder=recorders[layer] if recorders is not None else None)
             h_last.append(h_n)
             c_last.append(c_n)
             if self.dropout and self.training and layer < self.num_layers - 1:
