@@ -43,7 +43,8 @@ def _describe(record: Any) -> tuple:
 
 
 def _copy(record: Any) -> Any:
-    return dataclasses.replace(record, **{name: tensor.clone() for name, tensor in _tensors(record)})
+    return dataclasses.replace(record, **{name: tensor.clone()
+                                          for name, tensor in _tensors(record)})
 
 
 def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
