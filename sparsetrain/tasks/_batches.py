@@ -34,10 +34,10 @@ class PairBatch:
 
 
 def padded(sequences: Sequence[Sequence[int]], prefix: Sequence[int] = (),
-           suffix: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, longest) ids of prefix + sequence + suffix, PAD-filled, and their lengths."""
+           suffix: Sequence[int] = (), fill: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, longest) ids of prefix + sequence + suffix, `fill` past each, and their lengths."""
     lengths = torch.tensor([len(prefix) + len(s) + len(suffix) for s in sequences])
-    table = torch.full((len(sequences), int(lengths.max()) if len(sequences) else 0), PAD,
+    table = torch.full((len(sequences), int(lengths.max()) if len(sequences) else 0), fill,
                        dtype=torch.long)
     for row, sequence in enumerate(sequences):
         table[row, :lengths[row]] = torch.tensor([*prefix, *sequence, *suffix],

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from sparsetrain.data.locate import require_files
+from sparsetrain.tasks._batches import padded
 from sparsetrain.errors import ConfigError
 
 FEATURES, CAPTIONS, SPLITS = "features*.npz", "captions*.json[.gz]", "splits.json"
@@ -193,14 +194,9 @@ def padded_captions(split: Split, vocab: dict[str, int]
     unk = vocab[UNK]
     encoded = [(row, [vocab.get(word, unk) for word in caption])
                for row, image in zip(split.rows.tolist(), split.captions) for caption in image]
-    longest = max(len(ids) for _, ids in encoded)
-    words = torch.full((len(encoded), longest), vocab[PAD], dtype=torch.long)
-    targets = torch.full((len(encoded), longest + 1), -100, dtype=torch.long)
-    for n, (_, ids) in enumerate(encoded):
-        words[n, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        targets[n, :len(ids)] = words[n, :len(ids)]
-        targets[n, len(ids)] = vocab[EOS]
-    lengths = torch.tensor([len(ids) for _, ids in encoded], dtype=torch.long)
+    captions = [ids for _, ids in encoded]
+    words, lengths = padded(captions, fill=vocab[PAD])
+    targets, _ = padded(captions, suffix=(vocab[EOS],), fill=-100)
     return torch.tensor([row for row, _ in encoded], dtype=torch.long), words, targets, lengths
 
 
