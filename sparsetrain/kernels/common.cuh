@@ -142,12 +142,15 @@ __device__ __forceinline__ void add_pair(float* at, float a, float b) {
     sum.y += b;
     *pair = sum;
 }
-// The accumulator's rows x columns written to dW_block (row r at dW_block + r * F), only the
-// first `columns_left` columns; added instead where the steps were split between blocks.
-__device__ __forceinline__ void store_accumulator(const float* acc, int rows, int columns, int stride,
-                                  float* dW_block, int F, int columns_left, bool add) {
-    for (int i = threadIdx.x; i < rows * columns / 2; i += blockDim.x) {
-        int r = 2 * i / columns, col = 2 * i % columns;
+// The accumulator's rows x COLUMNS written to dW_block (row r at dW_block + r * F) by the
+// block's THREADS, only the first `columns_left` columns; added instead where the steps were
+// split between blocks. (Compile-time sizes: with blockDim.x the float32 wgrad spilled.)
+template <int THREADS, int COLUMNS>
+__device__ __forceinline__ void store_accumulator(const float* acc, int rows, int stride,
+                                                  float* dW_block, int F, int columns_left,
+                                                  bool add) {
+    for (int i = threadIdx.x; i < rows * COLUMNS / 2; i += THREADS) {
+        int r = 2 * i / COLUMNS, col = 2 * i % COLUMNS;
         if (col >= columns_left) continue;
         const float* pair = acc + r * stride + col;
         store_pair(dW_block + (size_t)r * F + col, pair[0], pair[1], add);

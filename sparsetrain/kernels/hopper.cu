@@ -256,8 +256,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
     }
     wgmma_wait<0>();
     __syncthreads();
-    store_accumulator(acc, acc_rows, BN, ACC_STRIDE, dW + (size_t)first_region * RP * F + n0, F,
-                      F - n0, gridDim.z > 1);
+    store_accumulator<THREADS, BN>(acc, acc_rows, ACC_STRIDE,
+                                   dW + (size_t)first_region * RP * F + n0, F, F - n0,
+                                   gridDim.z > 1);
 }
 
 #define HOPPER_ENTRY(NAME, OutT, WGS, STAGES)                                                   \

@@ -250,8 +250,9 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
         }
     }
     __syncthreads();
-    store_accumulator(acc, acc_rows, C::BN, ACC_STRIDE, dW + (size_t)first_region * RP * F + n0,
-                      F, F - n0, gridDim.z > 1);
+    store_accumulator<C::THREADS, C::BN>(acc, acc_rows, ACC_STRIDE,
+                                         dW + (size_t)first_region * RP * F + n0, F, F - n0,
+                                         gridDim.z > 1);
 }
 
 // Per-step column sums of compact values scattered to their gate columns:
