@@ -35,7 +35,7 @@ WGRAD_CANDIDATES = [
 ]
 OUTPUTS = [("float32", "float", "float32", "float"), ("bfloat16", "bf16", "float32", "float"),
            ("bfloat16", "bf16", "bfloat16", "bf16")]
-SHARED_LIMIT = 232448  # an H100 block's dynamic shared memory
+SHARED_LIMIT = products.SHARED_LIMIT
 
 
 def module_source():

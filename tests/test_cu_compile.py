@@ -50,6 +50,8 @@ def test_products_tilings_match_their_python_mirrors():
     assert f"bf16, {tiles.rows // 64}, {tiles.stages})" in hopper
     for entry, tiles in [("region_wgrad_hopper_bfloat16", products.HOPPER_WGRAD_TILES),
                          ("region_wgrad_hopper_narrow_bfloat16",
-                          products.HOPPER_WGRAD_NARROW_TILES)]:
-        assert f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns})" in hopper, entry
-        assert f"region_wgrad_hopper<BN, {tiles.stages}>" in hopper, entry
+                          products.HOPPER_WGRAD_NARROW_TILES),
+                         ("region_wgrad_hopper_pair_bfloat16", products.HOPPER_WGRAD_PAIR_TILES)]:
+        groups = tiles.warps_n
+        assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups}, {groups}, "
+                f"{tiles.stages})") in hopper, entry

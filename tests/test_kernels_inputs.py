@@ -7,7 +7,6 @@ from sparsetrain import ConfigError
 from sparsetrain.kernels import products
 from sparsetrain.kernels.lstm_layer import unsupported_reason
 from sparsetrain.kernels.pointwise import backward_step, forward_step
-from sparsetrain.kernels.select import coarse_select
 from sparsetrain.sparsify import build
 
 
@@ -54,11 +53,22 @@ def test_backward_step_refuses_norms_of_the_wrong_layout():
                       layout="coarse")
 
 
-def test_coarse_select_refuses_S_not_below_R():
+def _select_outputs(regions, keep, slices, n, kc):
+    return (torch.zeros(regions, keep, dtype=torch.int32), torch.zeros(slices, dtype=torch.int32),
+            torch.zeros(n, kc), torch.zeros(regions, 2))
+
+
+def test_select_gather_mm_refuses_S_not_below_R():
     with pytest.raises(ConfigError, match="S < R"):
-        coarse_select(torch.zeros(1, 32), torch.zeros(32, 128), 4, 8, 8,
-                      torch.zeros(4, 0, dtype=torch.int32), torch.zeros(32, dtype=torch.int32),
-                      torch.zeros(32, 0), torch.zeros(4, 2))
+        products.select_gather_mm(torch.zeros(64, 128), torch.zeros(1, 32), torch.zeros(128, 8),
+                                  4, 8, 8, torch.zeros(64, 8), 1, *_select_outputs(4, 0, 32, 64, 0))
+
+
+def test_select_gather_mm_refuses_b_without_a_row_per_dnet_column():
+    with pytest.raises(ConfigError, match="b: expected shape"):
+        products.select_gather_mm(torch.zeros(64, 128), torch.zeros(8, 32), torch.zeros(64, 8),
+                                  4, 8, 4, torch.zeros(64, 8), 1,
+                                  *_select_outputs(4, 4, 32, 64, 64))
 
 
 def test_gather_mm_refuses_an_int64_index():

@@ -14,7 +14,7 @@ if not torch.cuda.is_available():
 
 from sparsetrain.kernels import products  # noqa: E402
 from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
-from sparsetrain.kernels.select import coarse_select, fine_select  # noqa: E402
+from sparsetrain.kernels.select import fine_select  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.float32, torch.bfloat16]
@@ -119,29 +119,11 @@ def _ranked_keep(norms, keep):
     return sorted(order[:keep])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_coarse_select_keeps_the_largest_slices_of_each_region(dtype):
-    n, width, P, R, S, chunks = 64, 256, 4, 8, 3, 2
-    dnet = randn(n, width, dtype=dtype)
-    partial = torch.rand(chunks, width // P, device="cuda")
-    partial[:, 5] = partial[:, 6]  # a tie: the lower slice must win
-    regions, keep = width // (P * R), R - S
-    index = torch.full((regions, keep), -7, dtype=torch.int32, device="cuda")
-    slot = torch.full((width // P,), -7, dtype=torch.int32, device="cuda")
-    values, energy = poisoned(n, regions * keep * P, dtype=dtype), poisoned(regions, 2)
-    coarse_select(partial, dnet, P, R, S, index, slot, values, energy)
+def _coarse_index(partial, P, R, keep):
+    """(G, keep) kept global slices per region from the summed partial norms; plain loops."""
     totals = partial.double().sum(0).tolist()
-    for g in range(regions):
-        kept = [g * R + q for q in _ranked_keep(totals[g * R:(g + 1) * R], keep)]
-        assert index[g].tolist() == kept
-        for pos, slice_number in enumerate(kept):
-            assert slot[slice_number].item() == g * keep + pos
-            columns = slice(g * keep * P + pos * P, g * keep * P + (pos + 1) * P)
-            assert torch.equal(values[:, columns], dnet[:, slice_number * P:(slice_number + 1) * P])
-        dropped = set(range(g * R, (g + 1) * R)) - set(kept)
-        assert all(slot[d].item() == -1 for d in dropped)
-        assert energy[g, 0].item() == pytest.approx(sum(totals[k] for k in kept), rel=1e-5)
-        assert energy[g, 1].item() == pytest.approx(sum(totals[g * R:(g + 1) * R]), rel=1e-5)
+    return [[g * R + q for q in _ranked_keep(totals[g * R:(g + 1) * R], keep)]
+            for g in range(len(totals) // R)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -195,6 +177,62 @@ def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, spl
         a[g * rows_per_group:(g + 1) * rows_per_group].double()
         @ b.double()[_gathered_rows(index[g], P)] for g in range(groups)])
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[a_dtype]
+
+
+def _select_step(dtype, P, R, S, n, split_k, width=1024, features=200, chunks=3):
+    """select_gather_mm on random inputs with a tie; its outputs, poisoned first."""
+    regions, keep = width // (P * R), R - S
+    dnet = randn(n, width, dtype=dtype)
+    b = randn(width, features, dtype=dtype)
+    partial = torch.rand(chunks, width // P, device="cuda")
+    partial[:, 5] = partial[:, 6]  # a tie: the lower slice must win
+    out = torch.zeros(n, features, device="cuda") if split_k > 1 else poisoned(n, features)
+    index = torch.full((regions, keep), -7, dtype=torch.int32, device="cuda")
+    slot = torch.full((width // P,), -7, dtype=torch.int32, device="cuda")
+    values = poisoned(n, regions * keep * P, dtype=dtype)
+    energy = poisoned(regions, 2)
+    products.select_gather_mm(dnet, partial, b, P, R, S, out, split_k, index, slot, values,
+                              energy)
+    return dnet, b, partial, out, index, slot, values, energy
+
+
+def select_problems(test):
+    """Both dtypes and kernel families; P 4 (bf16 slices of half a chunk), 8 and 16; with and
+    without split-K; 64 and 128 rows (the 128-row tilings)."""
+    for name, cases in [("dtype", DTYPES), ("P,R,S", [(4, 8, 4), (8, 8, 3), (16, 4, 1)]),
+                        ("split_k", [1, 3]), ("n", [64, 128])]:
+        test = pytest.mark.parametrize(name, cases)(test)
+    return pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])(test)
+
+
+@select_problems
+def test_select_gather_mm_multiplies_by_the_largest_slices_of_each_region(
+        dtype, P, R, S, split_k, n, wgmma, monkeypatch):
+    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
+    dnet, b, partial, out, index, *_ = _select_step(dtype, P, R, S, n, split_k)
+    kept = _coarse_index(partial, P, R, R - S)
+    assert index.tolist() == kept
+    columns = [s * P + p for region in kept for s in region for p in range(P)]
+    expected = dnet.double()[:, columns] @ b.double()[columns]
+    assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
+
+
+@select_problems
+def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
+        dtype, P, R, S, split_k, n, wgmma, monkeypatch):
+    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
+    dnet, _, partial, _, _, slot, values, energy = _select_step(dtype, P, R, S, n, split_k)
+    keep = R - S
+    totals = partial.double().sum(0).tolist()
+    for g, kept in enumerate(_coarse_index(partial, P, R, keep)):
+        for pos, slice_number in enumerate(kept):
+            assert slot[slice_number].item() == g * keep + pos
+            compact = slice(g * keep * P + pos * P, g * keep * P + (pos + 1) * P)
+            assert torch.equal(values[:, compact], dnet[:, slice_number * P:(slice_number + 1) * P])
+        dropped = set(range(g * R, (g + 1) * R)) - set(kept)
+        assert all(slot[d].item() == -1 for d in dropped)
+        assert energy[g, 0].item() == pytest.approx(sum(totals[k] for k in kept), rel=1e-5)
+        assert energy[g, 1].item() == pytest.approx(sum(totals[g * R:(g + 1) * R]), rel=1e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

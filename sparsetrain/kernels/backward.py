@@ -4,8 +4,9 @@ Every plan runs the per-step loop t = T-1 .. 0 (fused cell step -> selection -> 
 s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T*N rows.
 
     dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
-    coarse  norms fused into the cell step; selection writes the compact form; every product
-            reads only the kept slices (index into W rows / dW rows, nothing copied)
+    coarse  norms fused into the cell step; each step's product selects the kept slices
+            itself, reads them from dnet and writes the step's compact form and index; every
+            product reads only the kept slices (index into W rows / dW rows, nothing copied)
     fine    norms fused into the cell step; selection writes the compact form and a block
             mask and zeroes the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
@@ -20,7 +21,7 @@ import torch
 
 from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import backward_step, norm_shape
-from sparsetrain.kernels.select import coarse_select, fine_select
+from sparsetrain.kernels.select import fine_select
 from sparsetrain.sparsify import Sparsifier
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
@@ -117,11 +118,22 @@ class _Loop:
         backward_step(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1], s.cells[t],
                       dnet, norms, group, rows, layout, clear_dh_rec=True)
 
+    def _split(self, kept_columns: int) -> int:
+        return products.step_split(self.batch, self.hidden, kept_columns, self.s.x.dtype,
+                                   self.s.x.device)
+
     def recur(self, values: torch.Tensor, index: torch.Tensor, P: int) -> None:
         """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
-        split = products.step_split(self.batch, self.hidden, values.shape[1], values.dtype,
-                                    values.device)
-        products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
+        products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh,
+                           self._split(values.shape[1]))
+
+    def recur_selected(self, dnet: torch.Tensor, partial: torch.Tensor, P: int, R: int, S: int,
+                       index: torch.Tensor, slot: torch.Tensor, values: torch.Tensor,
+                       energy: torch.Tensor) -> None:
+        """The same with coarse's selection made by the product, which writes the step's
+        index, slot, compact values and energy."""
+        products.select_gather_mm(dnet, partial, self.s.w_hh, P, R, S, self.dh,
+                                  self._split(values.shape[1]), index, slot, values, energy)
 
     def h_prev(self) -> torch.Tensor:
         s = self.s
@@ -175,8 +187,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
                           device=device)
     for t in range(T - 1, -1, -1):
         loop.cell(t, dnet, partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-        coarse_select(partial, dnet, P, R, S, index[t], slot[t], values[t], energy[t])
-        loop.recur(values[t], index[t].reshape(1, -1), P)
+        loop.recur_selected(dnet, partial, P, R, S, index[t], slot[t], values[t], energy[t])
     grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
     grads.step_records = _step_records(1 - S / R, energy[..., 0].sum(1), energy[..., 1].sum(1))
     return grads

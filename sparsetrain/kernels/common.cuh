@@ -164,7 +164,154 @@ __device__ __forceinline__ void copy_async16(void* shared, const void* global, i
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
                  :: "r"(smem_address(shared)), "l"(global), "r"(src_bytes));
 }
+// The same for 8 bytes (through L1: .cg takes 16-byte copies only): a bf16 slice of P = 4.
+__device__ __forceinline__ void copy_async8(void* shared, const void* global, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n"
+                 :: "r"(smem_address(shared)), "l"(global), "r"(src_bytes));
+}
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int PENDING> __device__ __forceinline__ void copy_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING));
+}
+
+// Rank of `mine` among `count` norms: how many beat it (larger, or equal with lower index).
+// The one ranking rule of every structured selection (ties keep the lower index).
+__device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
+    int rank = 0;
+    for (int q = 0; q < count; ++q)
+        rank += (norm[q] > norm[mine]) || (norm[q] == norm[mine] && q < mine);
+    return rank;
+}
+
+// The coarse selection made inside the per-step product (gather_mm with a StepSelection):
+// each region keeps its `keep` slices of largest squared norm (the sum over the cell step's
+// row chunks of partial[chunk][slice], added in chunk order, so every block that decides a
+// region decides it alike), in ascending slice order. A block decides only the regions that
+// its compact slices [first_slice, end_slice) fall in, and puts the first dnet column / weight
+// row (global slice * P) of each of them in rows[j - first_slice]. The blocks of the first
+// column tile also write what the batched products and the statistics need: the index
+// (index[j] = global slice), slot[slice] (compact slice or -1) and energy[region] (kept,
+// total squared norm) here, and the compact values from their A tiles (store_compact).
+// The partial norms come in through `staging` (the tile stages, free until the first tile),
+// all of a pass's copies in flight at once: one memory round trip per pass, not one per chunk.
+// scratch: 2 words per slice of the regions touched.
+struct StepSelection {
+    const float* partial;  // chunks x slices (all 4H / P slices)
+    int chunks, slices, R, keep;
+    // Where the block writes the selection (nullptr: another block does)
+    int* index;
+    int* slot;
+    float* energy;
+    void* values;          // N x Kc compact values, the A operand's dtype
+};
+
+// The selection as one block of a select entry sees it: the first column tile writes the
+// compact values, its first row block also the index, slots and energies.
+__device__ __forceinline__ StepSelection step_selection(const float* partial, int chunks,
+                                                        int slices, int R, int keep, int* index,
+                                                        int* slot, float* energy, void* values) {
+    bool first_column = blockIdx.x == 0, first = first_column && blockIdx.y == 0;
+    return StepSelection{partial, chunks, slices, R, keep, first ? index : nullptr,
+                         first ? slot : nullptr, first ? energy : nullptr,
+                         first_column ? values : nullptr};
+}
+
+__device__ __forceinline__ void copy_async4(void* shared, const void* global) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n"
+                 :: "r"(smem_address(shared)), "l"(global));
+}
+
+__device__ void decide_coarse(const StepSelection& selection, int P, int first_slice,
+                              int end_slice, int* rows, float* scratch, float* staging,
+                              int staging_words) {
+    int R = selection.R, keep = selection.keep;
+    int first_region = first_slice / keep, end_region = (end_slice + keep - 1) / keep;
+    int count = max(0, end_region - first_region) * R;
+    float* norm = scratch;
+    int* kept = reinterpret_cast<int*>(scratch + count);
+    const float* partial = selection.partial + first_region * R;
+    int per_pass = max(1, staging_words / max(count, 1));
+    // 16-byte copies where every chunk's run of `count` norms starts 16-byte aligned
+    int width = count % 4 == 0 && (first_region * R) % 4 == 0 && selection.slices % 4 == 0
+                    ? 4 : 1;
+    int copies_per_chunk = count / width;
+    for (int q = threadIdx.x; q < count; q += blockDim.x) norm[q] = 0.f;
+    for (int c0 = 0; c0 < selection.chunks; c0 += per_pass) {
+        int chunks = min(per_pass, selection.chunks - c0);
+        for (int e = threadIdx.x; e < chunks * copies_per_chunk; e += blockDim.x) {
+            int c = e / copies_per_chunk, q = (e % copies_per_chunk) * width;
+            const float* from = partial + (size_t)(c0 + c) * selection.slices + q;
+            if (width == 4) copy_async16(staging + c * count + q, from, 16);
+            else copy_async4(staging + c * count + q, from);
+        }
+        copy_async_commit();
+        copy_async_wait<0>();
+        __syncthreads();
+        for (int q = threadIdx.x; q < count; q += blockDim.x) {
+            float sum = norm[q];
+            for (int c = 0; c < chunks; ++c) sum += staging[c * count + q];
+            norm[q] = sum;
+        }
+        __syncthreads();
+    }
+    for (int q = threadIdx.x; q < count; q += blockDim.x)
+        kept[q] = rank_of(norm + q - q % R, R, q % R) < keep;
+    __syncthreads();
+    for (int q = threadIdx.x; q < count; q += blockDim.x) {
+        int region = first_region + q / R, slice = first_region * R + q, base = q - q % R;
+        if (selection.index && q == base) {
+            float total = 0.f, part = 0.f;
+            for (int r = 0; r < R; ++r) {
+                total += norm[base + r];
+                part += kept[base + r] ? norm[base + r] : 0.f;
+            }
+            selection.energy[2 * region] = part;
+            selection.energy[2 * region + 1] = total;
+        }
+        int position = 0;
+        for (int before = base; before < q; ++before) position += kept[before];
+        int j = region * keep + position;
+        if (selection.index) selection.slot[slice] = kept[q] ? j : -1;
+        if (!kept[q] || j < first_slice || j >= end_slice) continue;
+        rows[j - first_slice] = slice * P;
+        if (selection.index) selection.index[j] = slice;
+    }
+    __syncthreads();
+}
+
+// A thread's A chunk (16 bytes at `shared`, landed: its own copy, waited for) written out as
+// compact values row x columns k .. (SELECT, blocks of the first column tile).
+template <typename T>
+__device__ __forceinline__ void store_compact(const StepSelection& selection, int Kc, int row,
+                                              int k, const T* shared) {
+    T* values = static_cast<T*>(selection.values) + (size_t)row * Kc + k;
+    *reinterpret_cast<uint4*>(values) = *reinterpret_cast<const uint4*>(shared);
+}
+
+// Under SELECT, a thread's A chunks in one tile all sit at the same compact columns k .. k +
+// CHUNK - 1 (in different rows), so it looks up where they lie in dnet once per tile. P is a
+// power of two there. A bf16 slice of P = 4 is half a chunk, and the chunk's two slices need
+// not be neighbours: `second` is where its second half lies (one 16-byte copy where they are
+// neighbours and aligned, else two of 8 bytes).
+struct ChunkColumns {
+    int first, second;
+};
+template <typename T>
+__device__ __forceinline__ ChunkColumns chunk_columns(const int* rows, int first_slice, int k,
+                                                      int P, int p_shift) {
+    constexpr int HALF = 8 / sizeof(T);
+    int first = rows[(k >> p_shift) - first_slice] + (k & (P - 1));
+    if (P > HALF) return {first, first + HALF};
+    return {first, rows[((k + HALF) >> p_shift) - first_slice] + ((k + HALF) & (P - 1))};
+}
+template <typename T>
+__device__ __forceinline__ void copy_selected(T* shared, const T* row, ChunkColumns columns,
+                                              bool inside) {
+    constexpr int HALF = 8 / sizeof(T);
+    if (columns.second == columns.first + HALF && columns.first % (2 * HALF) == 0) {
+        copy_async16(shared, inside ? row + columns.first : row, inside ? 16 : 0);
+        return;
+    }
+    copy_async8(shared, inside ? row + columns.first : row, inside ? 8 : 0);
+    copy_async8(shared + HALF, inside ? row + columns.second : row, inside ? 8 : 0);
 }

@@ -72,14 +72,15 @@ __device__ __forceinline__ void fence_async_shared() {
 __device__ __forceinline__ int swizzled(int r, int c) { return r * 64 + ((c ^ (r % 8)) * 8); }
 
 // out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
-// over gridDim.z with red adds into fp32 out). WGS warpgroups of 64 rows each, 128 columns,
+// over gridDim.z with red adds into fp32 out; SELECT as there). WGS warpgroups of 64 rows each, 128 columns,
 // BK = 64 (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
 // hopper_stage<WGS>() elements, then the block's index entries.
 template <int WGS> __host__ __device__ constexpr int hopper_stage() { return 64 * WGS * 64 + 64 * 128; }
 
-template <typename OutT, int WGS, int STAGES>
+template <typename OutT, int WGS, int STAGES, bool SELECT>
 __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
-                                 int rows_per_group, OutT* out, int M, int Kc, int F) {
+                                 int rows_per_group, OutT* out, int M, int Kc, int F, int lda,
+                                 StepSelection selection) {
     constexpr int BM = 64 * WGS, BN = 128, BK = 64, THREADS = 128 * WGS;
     constexpr int A_CHUNKS = BM * BK / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
     constexpr int STAGE = hopper_stage<WGS>();
@@ -92,29 +93,43 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     int k_begin = blockIdx.z * k_len, k_end = min(Kc, k_begin + k_len);
     int k_tiles = k_begin < k_end ? (k_end - k_begin + BK - 1) / BK : 0;
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
-    int first_slice = k_begin / P;
-    for (int j = first_slice + tid; j * P < k_end; j += THREADS)
-        first_rows[j - first_slice] = idx[j] * P;
-    __syncthreads();
+    int first_slice = k_begin / P, end_slice = (k_end + P - 1) / P;
+    int p_shift = __ffs(P) - 1;  // SELECT: P is a power of two
+    if constexpr (SELECT)
+        decide_coarse(selection, P, first_slice, end_slice, first_rows,
+                      reinterpret_cast<float*>(first_rows + (k_len + P - 1) / P + 2),
+                      reinterpret_cast<float*>(stages), STAGES * STAGE / 2);
+    else {
+        for (int j = first_slice + tid; j < end_slice; j += THREADS)
+            first_rows[j - first_slice] = idx[j] * P;
+        __syncthreads();
+    }
     auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BM * BK;
         int k0 = k_begin + tile * BK;
+        int k_chunk = tid % 8, k = k0 + 8 * k_chunk;  // the same for all of a thread's A chunks
+        ChunkColumns columns{};
+        if constexpr (SELECT)
+            if (k < k_end) columns = chunk_columns<bf16>(first_rows, first_slice, k, P, p_shift);
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
-            int e = i * THREADS + tid, m = e / 8, k_chunk = e % 8;
-            int k = k0 + 8 * k_chunk;
+            int m = (i * THREADS + tid) / 8;
             bool inside = m0 + m < M && k < k_end;
-            copy_async16(As + swizzled(m, k_chunk), inside ? A + (size_t)(m0 + m) * Kc + k : A,
-                         inside ? 16 : 0);
+            const bf16* row = A + (size_t)min(m0 + m, M - 1) * lda;
+            if constexpr (SELECT)
+                copy_selected(As + swizzled(m, k_chunk), row, columns, inside);
+            else
+                copy_async16(As + swizzled(m, k_chunk), inside ? row + k : A, inside ? 16 : 0);
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
             int e = i * THREADS + tid, k = e / 16, n_chunk = e % 16;
             int kk = k0 + k, n = n0 + 8 * n_chunk;
             bool inside = kk < k_end && n < F;
-            const bf16* source =
-                inside ? B + (size_t)(first_rows[kk / P - first_slice] + kk % P) * F + n : B;
+            int b_row = SELECT ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
+                               : first_rows[kk / P - first_slice] + kk % P;
+            const bf16* source = inside ? B + (size_t)b_row * F + n : B;
             copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8), source,
                          inside ? 16 : 0);
         }
@@ -136,6 +151,17 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         copy_async_wait<STAGES - 2>();
         fence_async_shared();
         __syncthreads();
+        if constexpr (SELECT)
+            if (selection.values) {
+                int k_chunk = tid % 8, k = k_begin + tile * BK + 8 * k_chunk;
+#pragma unroll
+                for (int i = 0; i < A_CHUNKS; ++i) {
+                    int m = (i * THREADS + tid) / 8;
+                    if (m0 + m < M && k < k_end)
+                        store_compact(selection, Kc, m0 + m, k, stages + (tile % STAGES) * STAGE
+                                                                + swizzled(m, k_chunk));
+                }
+            }
         const bf16* As = stages + (tile % STAGES) * STAGE + group * 64 * BK;
         const bf16* Bs = stages + (tile % STAGES) * STAGE + BM * BK;
         wgmma_fence();
@@ -161,25 +187,28 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 }
 
 // Weight gradient as products.cu's region_wgrad (same arguments, accumulator and step split),
-// on wgmma: one warpgroup per block, 64 compact columns x BN columns of F, 64 rows of N per
-// tile. Both operands are read MN-major: A = s_t^T straight from the compact values (64 compact
-// columns = one 128-byte swizzled row per row of N), B = X_t as in gather_mm_hopper. At the end
-// of each step the warpgroup waits for its products and adds them into the shared accumulator
-// rows of that step's kept slices. Dynamic shared memory: STAGES stages of wgrad_hopper_stage()
-// elements (1024-byte aligned for the swizzle), then the accumulator (rows x (BN + 8) floats).
+// on wgmma: WGS warpgroups per block, 64 compact columns x WGS * WG_BN columns of F, 64 rows of
+// N per tile. Both operands are read MN-major: A = s_t^T straight from the compact values (64
+// compact columns = one 128-byte swizzled row per row of N), B = X_t as in gather_mm_hopper;
+// warpgroup g multiplies A by its own WG_BN columns of B, so the warpgroups share each A tile.
+// At the end of each step a warpgroup waits for its products and adds them into the shared
+// accumulator rows of that step's kept slices (its own columns). Dynamic shared memory:
+// STAGES stages of wgrad_hopper_stage() elements (1024-byte aligned for the swizzle), then
+// the accumulator (rows x (BN + 8) floats).
 template <int BN> __host__ __device__ constexpr int wgrad_hopper_stage() { return 64 * 64 + 64 * BN; }
 
-template <int BN, int STAGES>
+template <int WG_BN, int WGS, int STAGES>
 __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index, int P,
                                     int R, int S, int steps, int N, int F, int Kc,
                                     int regions_per_block, float* dW) {
-    constexpr int BM = 64, BK = 64, THREADS = 128, ACC_STRIDE = BN + 8, N_CHUNKS = BN / 8;
+    constexpr int BN = WG_BN * WGS, BM = 64, BK = 64, THREADS = 128 * WGS;
+    constexpr int ACC_STRIDE = BN + 8, N_CHUNKS = BN / 8;
     constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
     constexpr int STAGE = wgrad_hopper_stage<BN>();
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     float* acc = reinterpret_cast<float*>(stages + STAGES * STAGE);
-    int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     int keep = R - S, Kr = keep * P, RP = R * P, G = Kc / Kr;
     int first_region = blockIdx.y * regions_per_block;
     int regions = min(regions_per_block, G - first_region);
@@ -212,7 +241,7 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                          inside ? x + (size_t)(k0 + k) * F + n : X, inside ? 16 : 0);
         }
     };
-    float d[BN / 2];  // each step's first product overwrites it
+    float d[WG_BN / 2];  // each step's first product overwrites it
 #pragma unroll
     for (int s = 0; s < STAGES - 2; ++s) {
         if (s < tiles) issue(s);
@@ -228,11 +257,11 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         fence_async_shared();
         __syncthreads();
         const bf16* As = stages + (tile % STAGES) * STAGE;
-        const bf16* Bs = As + BK * BM;
+        const bf16* Bs = As + BK * BM + group * (WG_BN / 64) * BK * 64;  // its 64-wide atoms
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
-            wgmma_64xn<BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
+            wgmma_64xn<WG_BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
                               tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
                               k_tile > 0 || j > 0);
         wgmma_commit();
@@ -247,9 +276,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
             int m = warp * 16 + lane / 4 + 8 * half;
             if (m < m_count) {
                 float* row = kept_row(acc, idx, m0 + m, P, R, first_region, ACC_STRIDE)
-                             + 2 * (lane % 4);
+                             + group * WG_BN + 2 * (lane % 4);
 #pragma unroll
-                for (int i = 0; i < BN / 8; ++i)
+                for (int i = 0; i < WG_BN / 8; ++i)
                     add_pair(row + 8 * i, d[4 * i + 2 * half], d[4 * i + 2 * half + 1]);
             }
         }
@@ -265,21 +294,35 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
     extern "C" __global__ void __launch_bounds__(128 * WGS) NAME(                              \
         const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, OutT* out,   \
         int M, int Kc, int F) {                                                                 \
-        gather_mm_hopper<OutT, WGS, STAGES>(A, B, index, P, rows_per_group, out, M, Kc, F);    \
+        gather_mm_hopper<OutT, WGS, STAGES, false>(A, B, index, P, rows_per_group, out, M, Kc, \
+                                                   F, Kc, StepSelection{});                    \
     }
 // Two warpgroups, three stages (96 KB, so two blocks share an SM; 4-6 stages ran 15-25%
 // slower, benchmarks/wgmma_probe.py --stages).
 HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 3)
 HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 3)
+// The per-step product of coarse with its selection, as products.cu's SELECT_GATHER_ENTRY
+// (register-capped so that two blocks share an SM, as the plain entries do unasked).
+extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfloat16(
+    const bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
+    const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
+    bf16* values) {
+    gather_mm_hopper<float, 2, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
+                                        step_selection(partial, chunks, width / P, R, R - S,
+                                                       index, slot, energy, values));
+}
 
-// Two widths: 128 columns, or 64 where the accumulator is large (coarse keeps twice the rows
-// of its compact columns) and 128 would leave one block, four warps, per SM.
-#define WGRAD_HOPPER_ENTRY(NAME, BN)                                                           \
-    extern "C" __global__ void __launch_bounds__(128) NAME(                                    \
+// One warpgroup of 128 columns; where the accumulator is large (coarse keeps twice the rows of
+// its compact columns, and 128 columns would leave one block, four warps, per SM) either one
+// warpgroup of 64 columns or two of 64 sharing each A tile (four stages: one block per SM
+// either way, so the deeper ring costs no occupancy).
+#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WGS, STAGES)                                           \
+    extern "C" __global__ void __launch_bounds__(128 * WGS) NAME(                              \
         const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps,      \
         int N, int F, int Kc, int regions_per_block, float* dW) {                               \
-        region_wgrad_hopper<BN, 3>(vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block, \
-                                   dW);                                                         \
+        region_wgrad_hopper<WG_BN, WGS, STAGES>(vals, X, index, P, R, S, steps, N, F, Kc,       \
+                                                regions_per_block, dW);                         \
     }
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 3)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 3)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 2, 4)

@@ -40,16 +40,19 @@ template <typename T, class C> struct Copies {
 // Compact column k of row block `group` reads B row index[group][k / P] * P + k % P, where
 // group = row / rows_per_group (one step's N rows share one index; rows_per_group % C::BM == 0).
 // gridDim.z > 1 splits Kc and adds atomically (fp32 out only; out must hold zeros first).
+// SELECT (the per-step product of coarse, one group): the block decides the kept slices itself
+// (decide_coarse) and reads A's compact column k from the full-width dnet (lda columns) at
+// that same row, so no selection kernel sits between the cell step and this product.
 // Dynamic shared memory: C::STAGES stages of gather_stage<T, C>() elements, then the block's
-// index entries (at most k_len / P + 2 ints), read once so that no tile's copies wait on a
-// global index load.
+// index entries (k_len / P + 2 ints), read or decided once so that no tile's copies wait on a
+// global load, then (SELECT) decide_coarse's scratch.
 template <typename T, class C> __host__ __device__ constexpr int gather_stage() {
     return C::BM * (C::BK + Layout<T>::ROW_PAD) + C::BK * (C::BN + Layout<T>::KMAJOR_PAD);
 }
 
-template <typename T, typename OutT, class C>
+template <typename T, typename OutT, class C, bool SELECT>
 __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int rows_per_group,
-                          OutT* out, int M, int Kc, int F) {
+                          OutT* out, int M, int Kc, int F, int lda, StepSelection selection) {
     constexpr int KS = Mma<T>::K, CH = Layout<T>::CHUNK;
     constexpr int LDA = C::BK + Layout<T>::ROW_PAD, LDB = C::BN + Layout<T>::KMAJOR_PAD;
     constexpr int A_CHUNKS = Copies<T, C>::A, B_CHUNKS = Copies<T, C>::B;
@@ -63,28 +66,46 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
     int k_begin = blockIdx.z * k_len, k_end = min(Kc, k_begin + k_len);
     int k_tiles = k_begin < k_end ? (k_end - k_begin + C::BK - 1) / C::BK : 0;
     int* first_rows = reinterpret_cast<int*>(stages + C::STAGES * gather_stage<T, C>());
-    int first_slice = k_begin / P;
-    for (int j = first_slice + tid; j * P < k_end; j += C::THREADS)
-        first_rows[j - first_slice] = idx[j] * P;
-    __syncthreads();
+    int first_slice = k_begin / P, end_slice = (k_end + P - 1) / P;
+    int p_shift = __ffs(P) - 1;  // SELECT: P is a power of two
+    if constexpr (SELECT)
+        decide_coarse(selection, P, first_slice, end_slice, first_rows,
+                      reinterpret_cast<float*>(first_rows + (k_len + P - 1) / P + 2),
+                      reinterpret_cast<float*>(stages), C::STAGES * gather_stage<T, C>() * (int)sizeof(T) / 4);
+    else {
+        for (int j = first_slice + tid; j < end_slice; j += C::THREADS)
+            first_rows[j - first_slice] = idx[j] * P;
+        __syncthreads();
+    }
     auto issue = [&](int tile) {
         T* As = stages + (tile % C::STAGES) * gather_stage<T, C>();
         T* Bs = As + C::BM * LDA;
         int k0 = k_begin + tile * C::BK;
+        // A's chunks of a thread share their columns: THREADS * CH is a multiple of BK.
+        static_assert(C::THREADS * CH % C::BK == 0, "one column per thread in A tiles");
+        int k = tid * CH % C::BK;
+        ChunkColumns columns{};
+        if constexpr (SELECT)
+            if (k0 + k < k_end)
+                columns = chunk_columns<T>(first_rows, first_slice, k0 + k, P, p_shift);
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
-            int e = (tid + i * C::THREADS) * CH, r = e / C::BK, k = e % C::BK;
+            int r = (tid + i * C::THREADS) * CH / C::BK;
             bool inside = m0 + r < M && k0 + k < k_end;
-            copy_async16(&As[r * LDA + k], inside ? A + (size_t)(m0 + r) * Kc + k0 + k : A,
-                         inside ? 16 : 0);
+            const T* row = A + (size_t)min(m0 + r, M - 1) * lda;
+            if constexpr (SELECT)
+                copy_selected(&As[r * LDA + k], row, columns, inside);
+            else
+                copy_async16(&As[r * LDA + k], inside ? row + k0 + k : A, inside ? 16 : 0);
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
             int e = (tid + i * C::THREADS) * CH, k = e / C::BN, c = e % C::BN;
             int kk = k0 + k;
             bool inside = kk < k_end && n0 + c < F;
-            const T* source =
-                inside ? B + (size_t)(first_rows[kk / P - first_slice] + kk % P) * F + n0 + c : B;
+            int b_row = SELECT ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
+                               : first_rows[kk / P - first_slice] + kk % P;
+            const T* source = inside ? B + (size_t)b_row * F + n0 + c : B;
             copy_async16(&Bs[k * LDB + c], source, inside ? 16 : 0);
         }
     };
@@ -107,6 +128,16 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
         copy_async_commit();
         const T* As = stages + (tile % C::STAGES) * gather_stage<T, C>();
         const T* Bs = As + C::BM * LDA;
+        if constexpr (SELECT)
+            if (selection.values) {
+                int k = tid * CH % C::BK, k_global = k_begin + tile * C::BK + k;
+#pragma unroll
+                for (int i = 0; i < A_CHUNKS; ++i) {
+                    int r = (tid + i * C::THREADS) * CH / C::BK;
+                    if (m0 + r < M && k_global < k_end)
+                        store_compact(selection, Kc, m0 + r, k_global, &As[r * LDA + k]);
+                }
+            }
 #pragma unroll
         for (int kk = 0; kk < C::BK; kk += KS) {
             unsigned a[C::MT][4], b[C::NT][2];
@@ -286,12 +317,25 @@ typedef Tiles<64, 128, 32, 2, 4, 3> WgradTiles;
     extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                        \
         const T* A, const T* B, const int* index, int P, int rows_per_group, OutT* out, int M, \
         int Kc, int F) {                                                                      \
-        gather_mm<T, OutT, TILES>(A, B, index, P, rows_per_group, out, M, Kc, F);             \
+        gather_mm<T, OutT, TILES, false>(A, B, index, P, rows_per_group, out, M, Kc, F, Kc,   \
+                                         StepSelection{});                                    \
+    }
+// The per-step product of coarse with its selection (one step: M rows, split-K into fp32 out).
+#define SELECT_GATHER_ENTRY(NAME, T, TILES)                                                   \
+    extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                        \
+        const T* dnet, const T* B, int P, float* out, int M, int Kc, int F, int width,         \
+        const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,  \
+        T* values) {                                                                          \
+        gather_mm<T, float, TILES, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,        \
+                                         step_selection(partial, chunks, width / P, R, R - S, \
+                                                        index, slot, energy, values));        \
     }
 #define GATHER_ENTRIES(TILING, TILES)                                                         \
     GATHER_ENTRY(gather_mm_##TILING##_float32_out_float32, float, float, TILES)               \
     GATHER_ENTRY(gather_mm_##TILING##_bfloat16_out_float32, bf16, float, TILES)               \
-    GATHER_ENTRY(gather_mm_##TILING##_bfloat16_out_bfloat16, bf16, bf16, TILES)
+    GATHER_ENTRY(gather_mm_##TILING##_bfloat16_out_bfloat16, bf16, bf16, TILES)               \
+    SELECT_GATHER_ENTRY(select_gather_mm_##TILING##_float32, float, TILES)                    \
+    SELECT_GATHER_ENTRY(select_gather_mm_##TILING##_bfloat16, bf16, TILES)
 GATHER_ENTRIES(small, SmallTiles)
 GATHER_ENTRIES(large, LargeTiles)
 

@@ -39,9 +39,13 @@ WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
 HOPPER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
 HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
 HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
+HOPPER_WGRAD_PAIR_TILES = Tiles(64, 128, 64, 4, 2, 4, padded=False)  # two warpgroups
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
+# Past that many rows: "narrow" (one warpgroup, 64 columns) or "pair" (two, sharing A tiles).
+HOPPER_WGRAD_LARGE_ACCUMULATOR = "pair"
 KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
+SHARED_LIMIT = 232448   # dynamic shared memory one block may opt into (sm_90)
 GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
                   (torch.bfloat16, torch.bfloat16)}
 # hopper.cu's wgmma kernels where the GPU has them (sm_90) and the values are bf16; switched off
@@ -63,14 +67,21 @@ def chunk_elements(dtype: torch.dtype) -> int:
     return 16 // (2 if dtype == torch.bfloat16 else 4)
 
 
-def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
-                        tiles: Tiles) -> int:
-    """The tile stages, then one int per index entry of a block's share of Kc."""
+def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int, tiles: Tiles,
+                        selection: tuple[int, int] | None = None) -> int:
+    """The tile stages, then one int per index entry of a block's share of Kc, then with a
+    selection (R, R - S) the scratch of common.cuh's decide_coarse (2 words per slice of the
+    regions that share touches)."""
     pad_rows, pad_columns = (chunk_elements(dtype), KMAJOR_PAD) if tiles.padded else (0, 0)
     stage = (tiles.rows * (tiles.depth + pad_rows) + tiles.depth * (tiles.columns + pad_columns))
     per_split = -(-kc // split_k)
     depth = -(-per_split // tiles.depth) * tiles.depth  # the kernel's k_len
-    return tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
+    slices = -(-depth // P)
+    scratch = 0
+    if selection is not None:
+        R, keep = selection
+        scratch = 8 * R * (-(-slices // keep) + 2)
+    return tiles.stages * stage * dtype.itemsize + 4 * (slices + 2) + scratch
 
 
 def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) -> int:
@@ -139,10 +150,55 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
 
 
 def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, split_k: int,
-                    tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
-    """Grid, block and dynamic shared bytes of one gather_mm launch."""
+                    tiles: Tiles, selection: tuple[int, int] | None = None
+                    ) -> tuple[tuple[int, int, int], tuple[int], int]:
+    """Grid, block and dynamic shared bytes of one gather_mm (or select_gather_mm) launch."""
     return ((-(-features // tiles.columns), m // tiles.rows, split_k), (tiles.threads,),
-            gather_shared_bytes(dtype, kc, P, split_k, tiles))
+            gather_shared_bytes(dtype, kc, P, split_k, tiles, selection))
+
+
+def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor, P: int,
+                     R: int, S: int, out: torch.Tensor, split_k: int, index: torch.Tensor,
+                     slot: torch.Tensor, values: torch.Tensor, energy: torch.Tensor) -> None:
+    """One step of coarse, selection and product in one launch: out (+)= s . b[kept rows].
+
+    Each region of R slices (P columns of dnet each) keeps its R - S slices of largest squared
+    norm, summed over partial's row chunks (ties: the lower slice); s is dnet's kept slices in
+    compact order, and compact column k reads b row index[k // P] * P + k % P as gather_mm
+    does. dnet (N, 4H); partial (chunks, 4H/P); out (N, F) float32 (with split_k > 1 it must
+    hold zeros). Also writes the selection: index (G, R-S) the kept global slices, ascending
+    per region; slot (4H/P,) each slice's compact slice or -1; values (N, G*(R-S)*P) the
+    compact form s; energy (G, 2) kept and total squared norm per region.
+    """
+    expect_kernel_dtype(dnet.dtype, "dnet")
+    expect_rule(dnet.dim() == 2, f"select_gather_mm: dnet must be (N, 4H), got {tuple(dnet.shape)}")
+    n, width = dnet.shape
+    expect_rule(0 <= S < R and P in (4, 8, 16, 32) and width % (P * R) == 0,
+                f"select_gather_mm: need 0 <= S < R, P one of 4, 8, 16, 32 and P*R dividing "
+                f"4H={width}")
+    regions, keep = width // (P * R), R - S
+    kc = regions * keep * P
+    chunk = chunk_elements(dnet.dtype)
+    expect_rule(kc % chunk == 0 and n % SMALL_TILES.rows == 0 and b.dim() == 2
+                and b.shape[1] % chunk == 0,
+                f"select_gather_mm: the kept columns ({kc}) and F must be multiples of {chunk}, "
+                f"N ({n}) of {SMALL_TILES.rows}")
+    expect(dnet, "dnet", dnet.dtype)
+    chunks = partial.shape[0] if partial.dim() == 2 else -1
+    expect(partial, "partial", torch.float32, (chunks, width // P))
+    expect(b, "b", dnet.dtype, (width, b.shape[1]))
+    expect(out, "out", torch.float32, (n, b.shape[1]))
+    expect(index, "index", torch.int32, (regions, keep))
+    expect(slot, "slot", torch.int32, (width // P,))
+    expect(values, "values", dnet.dtype, (n, kc))
+    expect(energy, "energy", torch.float32, (regions, 2))
+    features = b.shape[1]
+    module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
+    grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles,
+                                          (R, keep))
+    launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
+           (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot, energy,
+            values), shared_mem=shared)
 
 
 def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) -> int:
@@ -203,12 +259,16 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
 
 def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int,
                  S: int) -> tuple[str, str, Tiles]:
-    """(module, entry prefix, tiles) of the region_wgrad kernel: wgmma on sm_90 for bf16 (narrow
-    where the accumulator is large), else mma.sync."""
+    """(module, entry prefix, tiles) of the region_wgrad kernel: wgmma on sm_90 for bf16 (64
+    columns a warpgroup where the accumulator is large; two warpgroups where that fits in
+    shared memory), else mma.sync."""
     if not _wgmma(dtype, device):
         return "products", "region_wgrad", WGRAD_TILES
     rows = wgrad_regions_per_block(P, R, S, HOPPER_WGRAD_TILES) * R * P
     if rows > HOPPER_WGRAD_NARROW_ROWS:
+        pair_bytes = wgrad_shared_bytes(dtype, rows, HOPPER_WGRAD_PAIR_TILES)
+        if HOPPER_WGRAD_LARGE_ACCUMULATOR == "pair" and pair_bytes <= SHARED_LIMIT:
+            return "hopper", "region_wgrad_hopper_pair", HOPPER_WGRAD_PAIR_TILES
         return "hopper", "region_wgrad_hopper_narrow", HOPPER_WGRAD_NARROW_TILES
     return "hopper", "region_wgrad_hopper", HOPPER_WGRAD_TILES
 

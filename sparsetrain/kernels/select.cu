@@ -1,19 +1,11 @@
-// Structured selections from the squared slice / block norms of one step's dnet, writing the
-// compact form and its index (layouts in sparsetrain.sparsify; ties keep the lower index).
-// The decision is tiny; the copy of the kept values is what takes time, so every block
-// decides again for its own group and copies only its share, with 4-element vectors.
+// The fine selection from the squared block norms of one step's dnet, writing the compact form
+// and its index (layouts in sparsetrain.sparsify; ties keep the lower index, common.cuh's
+// rank_of). Coarse selects inside its per-step product (common.cuh's decide_coarse). The
+// decision is tiny; the copy of the kept values is what takes time, so every block decides for
+// its own slice and copies only its share, with 4-element vectors where Mx allows.
 
 #define SELECT_THREADS 128
-#define SELECT_ROWS 32    // coarse: rows of dnet one block copies
 #define MAX_GROUP 1024
-
-// Rank of `mine` among `count` norms: how many beat it (larger, or equal with lower index).
-__device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
-    int rank = 0;
-    for (int q = 0; q < count; ++q)
-        rank += (norm[q] > norm[mine]) || (norm[q] == norm[mine] && q < mine);
-    return rank;
-}
 
 // Marks the `keep` largest of norm[0..count) in kept[], lists them ascending in order[] and
 // gives each kept one its place in that list (position[q]; -1 when dropped).
@@ -38,40 +30,6 @@ __device__ void write_energy(const float* norm, const int* kept, int count, floa
     for (int q = 0; q < count; ++q) { total += norm[q]; part += kept[q] ? norm[q] : 0.f; }
     energy[0] = part;
     energy[1] = total;
-}
-
-// Coarse: partial norms [chunks][4H/P]; region g = blockIdx.x holds slices g*R .. g*R+R-1;
-// blockIdx.y picks SELECT_ROWS rows to copy. Writes index[g*(R-S) + pos] (global slice number),
-// slot[slice] (compact slice or -1), values [N][G*(R-S)*P] and energy[g] = (kept, total).
-template <typename T>
-__device__ void coarse_select(const float* partial, int chunks, const T* dnet, int N, int cols,
-                              int P, int R, int S, int* index, int* slot, T* values,
-                              float* energy) {
-    __shared__ float norm[MAX_GROUP];
-    __shared__ int kept[MAX_GROUP];
-    __shared__ int order[MAX_GROUP];
-    __shared__ int position[MAX_GROUP];
-    int tid = threadIdx.x, g = blockIdx.x, slices = cols / P, keep = R - S;
-    for (int r = tid; r < R; r += blockDim.x) {
-        float s = 0.f;
-        for (int k = 0; k < chunks; ++k) s += partial[(size_t)k * slices + g * R + r];
-        norm[r] = s;
-    }
-    __syncthreads();
-    choose(norm, R, keep, kept, order, position);
-    if (blockIdx.y == 0) {
-        for (int pos = tid; pos < keep; pos += blockDim.x) index[g * keep + pos] = g * R + order[pos];
-        for (int r = tid; r < R; r += blockDim.x)
-            slot[g * R + r] = kept[r] ? g * keep + position[r] : -1;
-        if (tid == 0) write_energy(norm, kept, R, energy + 2 * g);
-    }
-    int width = keep * P, row_width = (cols / (P * R)) * width, vectors = width / 4;
-    int row0 = blockIdx.y * SELECT_ROWS, rows = min(SELECT_ROWS, N - row0);
-    for (int e = tid; e < rows * vectors; e += blockDim.x) {
-        int n = row0 + e / vectors, q = (e % vectors) * 4;
-        int column = (g * R + order[q / P]) * P + q % P;
-        store4(values + (size_t)n * row_width + g * width + q, load4(dnet + (size_t)n * cols + column));
-    }
 }
 
 // Fine: norms [C][B] (B = N/My row blocks); slice c = blockIdx.x is columns c*Mx .. c*Mx+Mx-1.
@@ -110,15 +68,6 @@ __device__ void fine_select(const float* norms, T* dnet, int N, int cols, int My
         }
     }
 }
-
-#define COARSE_ENTRY(NAME, T)                                                                 \
-    extern "C" __global__ void NAME(const float* partial, int chunks, const T* dnet, int N,    \
-                                    int cols, int P, int R, int S, int* index, int* slot,      \
-                                    T* values, float* energy) {                                \
-        coarse_select<T>(partial, chunks, dnet, N, cols, P, R, S, index, slot, values, energy); \
-    }
-COARSE_ENTRY(coarse_select_float32, float)
-COARSE_ENTRY(coarse_select_bfloat16, bf16)
 
 #define FINE_ENTRY(NAME, T)                                                                  \
     extern "C" __global__ void NAME(const float* norms, T* dnet, int N, int cols, int My,       \

@@ -1,4 +1,5 @@
-"""Launchers for the coarse and fine selections in select.cu."""
+"""Launcher for select.cu's fine selection (coarse selects inside its per-step product:
+products.select_gather_mm)."""
 
 from __future__ import annotations
 
@@ -9,31 +10,6 @@ from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
 MAX_GROUP = 1024     # slices of a region / blocks of a slice (select.cu's shared arrays)
 THREADS = 128        # select.cu's SELECT_THREADS
-COARSE_ROWS = 32     # select.cu's SELECT_ROWS: rows of dnet one coarse block copies
-
-
-def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: int,
-                  index: torch.Tensor, slot: torch.Tensor, values: torch.Tensor,
-                  energy: torch.Tensor) -> None:
-    """Keep the R-S slices of largest norm per region; partial: per-chunk squared norms.
-
-    index (G, R-S) global slice numbers; slot (4H/P,) compact slice or -1; values
-    (N, G*(R-S)*P); energy (G, 2) kept and total squared norm.
-    """
-    expect_kernel_dtype(dnet.dtype, "dnet")
-    n, width = dnet.shape
-    expect_rule(0 <= S < R <= MAX_GROUP and width % (P * R) == 0 and P % 4 == 0,
-                f"coarse: need 0 <= S < R <= {MAX_GROUP}, 4 | P and P*R dividing 4H={width}")
-    regions, keep = width // (P * R), R - S
-    expect(dnet, "dnet", dnet.dtype)
-    expect(partial, "partial", torch.float32, (partial.shape[0], width // P))
-    expect(index, "index", torch.int32, (regions, keep))
-    expect(slot, "slot", torch.int32, (width // P,))
-    expect(values, "values", dnet.dtype, (n, regions * keep * P))
-    expect(energy, "energy", torch.float32, (regions, 2))
-    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}", (regions, -(-n // COARSE_ROWS)),
-           (THREADS,),
-           (partial, partial.shape[0], dnet, n, width, P, R, S, index, slot, values, energy))
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
