@@ -192,7 +192,7 @@ def sweep_wgrad(module, quick):
             products.region_wgrad(values, x, index, P, R, S, steps, out)
             error = relative_error(out, expected)
             ms = kernel_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
-            tiles = products.wgrad_kernel(torch_dtype, values.device, P, R, S)[2]
+            tiles = products.wgrad_kernel(torch_dtype, values.device, P, R, S, regions, F)[2]
             results.append({"problem": problem, "kernel": "region_wgrad wgmma",
                             "tiles": f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
                             "ms": ms, "split": 0, "error": error, "tflops": flops / ms / 1e9,

@@ -49,9 +49,11 @@ def test_products_tilings_match_their_python_mirrors():
     tiles = products.HOPPER_TILES
     assert f"bf16, {tiles.rows // 64}, {tiles.stages})" in hopper
     for entry, tiles in [("region_wgrad_hopper_bfloat16", products.HOPPER_WGRAD_TILES),
+                         ("region_wgrad_hopper_tall_bfloat16", products.HOPPER_WGRAD_TALL_TILES),
                          ("region_wgrad_hopper_narrow_bfloat16",
                           products.HOPPER_WGRAD_NARROW_TILES),
                          ("region_wgrad_hopper_pair_bfloat16", products.HOPPER_WGRAD_PAIR_TILES)]:
-        groups = tiles.warps_n
-        assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups}, {groups}, "
-                f"{tiles.stages})") in hopper, entry
+        groups_m, groups_n = tiles.warps_m // 4, tiles.warps_n  # warpgroups along M and N
+        assert tiles.rows == 64 * groups_m, entry
+        assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups_n}, {groups_m}, "
+                f"{groups_n}, {tiles.stages})") in hopper, entry

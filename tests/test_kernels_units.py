@@ -239,10 +239,12 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
 @pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (6, 2), (4, 3)])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [32, 136])  # 136: a step spans three 64-row tiles
-@pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])
-def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, wgmma,
+@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "mma"])
+def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, kernels,
                                                         monkeypatch):
-    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
+    monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
+    if kernels == "wgmma two warpgroups":  # however few the blocks
+        monkeypatch.setattr(products, "TWO_WARPGROUP_LEAST_BLOCKS", 0)
     P, regions, features = 4, 4, 160
     keep = R - S
     values = randn(steps * n, regions * keep * P, dtype=dtype)

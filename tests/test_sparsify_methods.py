@@ -218,7 +218,7 @@ def test_statistics_recorded_by_a_fused_backend_join_the_averages():
     first = sp.stats()
     sp(_random(8, 32, 4))
     records = torch.tensor([[0.25, 1.0, 2.0], [0.5, 0.0, 0.0]], dtype=torch.float64)
-    sp.record_steps(records, steps=2)
+    sp.record_steps(sparsify.summarize(records), steps=2)
     sp.record_steps(None, steps=1)
     stats = sp.stats()
     # per call (sparsity, kept energy, cosine): the direct call, then (0.75, 0.25, 0.5),

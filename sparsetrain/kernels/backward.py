@@ -22,7 +22,7 @@ import torch
 from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import backward_step, norm_shape
 from sparsetrain.kernels.select import fine_select
-from sparsetrain.sparsify import Sparsifier
+from sparsetrain.sparsify import Sparsifier, summarize
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
 DENSE_REGION = 8
@@ -51,8 +51,8 @@ class LayerGrads:
     d_w_ih: torch.Tensor
     d_w_hh: torch.Tensor
     d_bias: torch.Tensor
-    # per step: kept fraction, ||s|| and ||dnet|| (T x 3; see record_stats); None: all kept
-    step_records: torch.Tensor | None = None
+    # sparsify.summarize of the per-step records (see record_stats); None: all kept
+    step_summary: torch.Tensor | None = None
 
 
 def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
@@ -80,21 +80,18 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
     return f"method {name} has no kernel plan"
 
 
-def _step_records(kept_fraction: float, kept: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
-    """(T, 3) records from the per-step kept and total squared norms, made on the device (so a
-    captured graph makes them too)."""
-    return torch.stack([torch.full_like(kept, kept_fraction), kept.clamp(min=0).sqrt(),
-                        total.clamp(min=0).sqrt()], 1)
+def _step_summary(kept_fraction: float, kept: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """The summary of the per-step records (kept fraction, ||s||, ||dnet||) from the per-step
+    kept and total squared norms, made on the device (so a captured graph makes it too)."""
+    return summarize(torch.stack([torch.full_like(kept, kept_fraction),
+                                  kept.clamp(min=0).sqrt(), total.clamp(min=0).sqrt()], 1))
 
 
 def record_stats(sparsifier: Sparsifier, grads: LayerGrads) -> None:
-    """Hand the per-step statistics to the sparsifier as its own per-call records would be.
-
-    Per step: kept fraction, ||s|| and ||dnet|| (device tensors; no host sync). Dense steps
-    count as calls that kept everything.
-    """
+    """Hand the per-step statistics to the sparsifier as its own per-call records would be
+    (device tensors; no host sync). Dense steps count as calls that kept everything."""
     steps = grads.d_x.shape[0] // grads.d_h0.shape[0]
-    sparsifier.record_steps(grads.step_records, steps)
+    sparsifier.record_steps(grads.step_summary, steps)
 
 
 class _Loop:
@@ -189,7 +186,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         loop.cell(t, dnet, partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
         loop.recur_selected(dnet, partial, P, R, S, index[t], slot[t], values[t], energy[t])
     grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
-    grads.step_records = _step_records(1 - S / R, energy[..., 0].sum(1), energy[..., 1].sum(1))
+    grads.step_summary = _step_summary(1 - S / R, energy[..., 0].sum(1), energy[..., 1].sum(1))
     return grads
 
 
@@ -208,7 +205,7 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy[t])
 
     grads = _dense(sparsifier, loop, select_step)
-    grads.step_records = _step_records(1 - K / blocks, energy[..., 0].sum(1),
+    grads.step_summary = _step_summary(1 - K / blocks, energy[..., 0].sum(1),
                                        energy[..., 1].sum(1))
     return grads
 
@@ -236,12 +233,12 @@ def _meprop(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         kept[t] = picked.float().square().sum()
         total[t] = dnet.float().square().sum()
     return LayerGrads(d_x.reshape(T * N, -1), loop.dh.to(dtype), loop.dc.to(dtype), d_w_ih,
-                      d_w_hh, d_bias, _step_records(count / width, kept, total))
+                      d_w_hh, d_bias, _step_summary(count / width, kept, total))
 
 
 PLANS = {"dense": _dense, "coarse": _coarse, "fine": _fine, "meprop": _meprop}
 
 
 def run(sparsifier: Sparsifier, state: LayerState) -> LayerGrads:
-    """All gradients of the layer; statistics are left in `step_records` for record_stats."""
+    """All gradients of the layer; statistics are left in `step_summary` for record_stats."""
     return PLANS[sparsifier.name](sparsifier, _Loop(state))

@@ -187,28 +187,33 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 }
 
 // Weight gradient as products.cu's region_wgrad (same arguments, accumulator and step split),
-// on wgmma: WGS warpgroups per block, 64 compact columns x WGS * WG_BN columns of F, 64 rows of
-// N per tile. Both operands are read MN-major: A = s_t^T straight from the compact values (64
-// compact columns = one 128-byte swizzled row per row of N), B = X_t as in gather_mm_hopper;
-// warpgroup g multiplies A by its own WG_BN columns of B, so the warpgroups share each A tile.
+// on wgmma: WG_M x WG_N warpgroups per block, 64 * WG_M compact columns x WG_N * WG_BN columns
+// of F, 64 rows of N per tile. Both operands are read MN-major: A = s_t^T straight from the
+// compact values (64 compact columns = one 128-byte swizzled row per row of N, WG_M such
+// atoms side by side), B = X_t as in gather_mm_hopper. Warpgroup (i, j) multiplies the i-th
+// 64 compact columns of A by the j-th WG_BN columns of B: warpgroups in a row share the A
+// tile, in a column the B tile, so a block reads fewer bytes per product than one warpgroup.
 // At the end of each step a warpgroup waits for its products and adds them into the shared
-// accumulator rows of that step's kept slices (its own columns). Dynamic shared memory:
-// STAGES stages of wgrad_hopper_stage() elements (1024-byte aligned for the swizzle), then
-// the accumulator (rows x (BN + 8) floats).
-template <int BN> __host__ __device__ constexpr int wgrad_hopper_stage() { return 64 * 64 + 64 * BN; }
+// accumulator rows of that step's kept slices (its own rows and columns). Dynamic shared
+// memory: STAGES stages of wgrad_hopper_stage() elements (1024-byte aligned for the swizzle),
+// then the accumulator (rows x (BN + 8) floats).
+template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage() {
+    return 64 * BM + 64 * BN;
+}
 
-template <int WG_BN, int WGS, int STAGES>
+template <int WG_BN, int WG_M, int WG_N, int STAGES>
 __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index, int P,
                                     int R, int S, int steps, int N, int F, int Kc,
                                     int regions_per_block, float* dW) {
-    constexpr int BN = WG_BN * WGS, BM = 64, BK = 64, THREADS = 128 * WGS;
-    constexpr int ACC_STRIDE = BN + 8, N_CHUNKS = BN / 8;
+    constexpr int BM = 64 * WG_M, BN = WG_BN * WG_N, BK = 64, THREADS = 128 * WG_M * WG_N;
+    constexpr int ACC_STRIDE = BN + 8, M_CHUNKS = BM / 8, N_CHUNKS = BN / 8;
     constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
-    constexpr int STAGE = wgrad_hopper_stage<BN>();
+    constexpr int STAGE = wgrad_hopper_stage<BM, BN>();
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     float* acc = reinterpret_cast<float*>(stages + STAGES * STAGE);
     int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int group_m = group / WG_N, group_n = group % WG_N;
     int keep = R - S, Kr = keep * P, RP = R * P, G = Kc / Kr;
     int first_region = blockIdx.y * regions_per_block;
     int regions = min(regions_per_block, G - first_region);
@@ -227,9 +232,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         const bf16* x = X + (size_t)s * N * F;
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
-            int e = i * THREADS + tid, k = e / 8, m_chunk = e % 8, m = 8 * m_chunk;
+            int e = i * THREADS + tid, k = e / M_CHUNKS, m_chunk = e % M_CHUNKS, m = 8 * m_chunk;
             int bytes = k0 + k < N ? max(0, min(8, m_count - m)) * 2 : 0;
-            copy_async16(As + swizzled(k, m_chunk),
+            copy_async16(As + (m_chunk / 8) * BK * 64 + swizzled(k, m_chunk % 8),
                          bytes ? v + (size_t)(k0 + k) * Kc + m0 + m : vals, bytes);
         }
 #pragma unroll
@@ -257,7 +262,8 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         fence_async_shared();
         __syncthreads();
         const bf16* As = stages + (tile % STAGES) * STAGE;
-        const bf16* Bs = As + BK * BM + group * (WG_BN / 64) * BK * 64;  // its 64-wide atoms
+        const bf16* Bs = As + BK * BM + group_n * (WG_BN / 64) * BK * 64;  // its 64-wide atoms
+        As += group_m * BK * 64;
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
@@ -273,10 +279,10 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         const int* idx = index + (size_t)s * (Kc / P);
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            int m = warp * 16 + lane / 4 + 8 * half;
+            int m = group_m * 64 + warp * 16 + lane / 4 + 8 * half;
             if (m < m_count) {
                 float* row = kept_row(acc, idx, m0 + m, P, R, first_region, ACC_STRIDE)
-                             + group * WG_BN + 2 * (lane % 4);
+                             + group_n * WG_BN + 2 * (lane % 4);
 #pragma unroll
                 for (int i = 0; i < WG_BN / 8; ++i)
                     add_pair(row + 8 * i, d[4 * i + 2 * half], d[4 * i + 2 * half + 1]);
@@ -312,17 +318,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
                                                        index, slot, energy, values));
 }
 
-// One warpgroup of 128 columns; where the accumulator is large (coarse keeps twice the rows of
-// its compact columns, and 128 columns would leave one block, four warps, per SM) either one
-// warpgroup of 64 columns or two of 64 sharing each A tile (four stages: one block per SM
-// either way, so the deeper ring costs no occupancy).
-#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WGS, STAGES)                                           \
-    extern "C" __global__ void __launch_bounds__(128 * WGS) NAME(                              \
+// 64 x 128 on one warpgroup; 128 x 128 on two that share the B tile (for a small accumulator,
+// as dense's); where the accumulator is large (coarse keeps twice the rows of its compact
+// columns, and 128 columns would leave one block, four warps, per SM) either one warpgroup of
+// 64 columns or two of 64 sharing each A tile (four stages: one block per SM either way, so
+// the deeper ring costs no occupancy).
+#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES)                                    \
+    extern "C" __global__ void __launch_bounds__(128 * WG_M * WG_N) NAME(                      \
         const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps,      \
         int N, int F, int Kc, int regions_per_block, float* dW) {                               \
-        region_wgrad_hopper<WG_BN, WGS, STAGES>(vals, X, index, P, R, S, steps, N, F, Kc,       \
-                                                regions_per_block, dW);                         \
+        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES>(vals, X, index, P, R, S, steps, N, F,    \
+                                                       Kc, regions_per_block, dW);              \
     }
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 3)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 3)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 2, 4)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4)

@@ -109,8 +109,8 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
 #pragma unroll
         for (int v = 0; v < VEC; ++v) partial[q][v][ty][tx] = sq[q][v];
     __syncthreads();
-    if (ty != 0) return;  // warp 0 finishes: rows first, then the group's lanes
-    int groups = 4 * H / group;
+    if (ty >= 4) return;  // warp q finishes gate q: rows first, then the group's lanes
+    int q = ty, groups = 4 * H / group;
     auto write = [&](int column, float s) {
         int column_group = column / group;
         if (norm_layout == 1)
@@ -118,26 +118,24 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
         else
             norms[(size_t)column_group * gridDim.y + chunk] = s;
     };
+    float s[VEC];
 #pragma unroll
-    for (int q = 0; q < 4; ++q) {
-        float s[VEC];
+    for (int v = 0; v < VEC; ++v) {
+        s[v] = 0.f;
 #pragma unroll
-        for (int v = 0; v < VEC; ++v) {
-            s[v] = 0.f;
-            for (int r = 0; r < 8; ++r) s[v] += partial[q][v][r][tx];
-        }
-        if (group < VEC) {  // group 1 with pairs: one norm per column
-#pragma unroll
-            for (int v = 0; v < VEC; ++v) write(q * H + j + v, s[v]);
-            continue;
-        }
-        float total = 0.f;
-#pragma unroll
-        for (int v = 0; v < VEC; ++v) total += s[v];
-        int lanes = group / VEC;
-        for (int off = 1; off < lanes; off <<= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
-        if (tx % lanes == 0) write(q * H + j, total);
+        for (int r = 0; r < 8; ++r) s[v] += partial[q][v][r][tx];
     }
+    if (group < VEC) {  // group 1 with pairs: one norm per column
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) write(q * H + j + v, s[v]);
+        return;
+    }
+    float total = 0.f;
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) total += s[v];
+    int lanes = group / VEC;
+    for (int off = 1; off < lanes; off <<= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
+    if (tx % lanes == 0) write(q * H + j, total);
 }
 
 #define FORWARD_ENTRY(NAME, T)                                                            \

@@ -38,11 +38,18 @@ LARGE_TILES = Tiles(128, 128, 32, 2, 4, 3)  # LargeTiles: where 128 rows fit in 
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
 HOPPER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
 HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
+HOPPER_WGRAD_TALL_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)   # two, sharing B tiles
 HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
-HOPPER_WGRAD_PAIR_TILES = Tiles(64, 128, 64, 4, 2, 4, padded=False)  # two warpgroups
+HOPPER_WGRAD_PAIR_TILES = Tiles(64, 128, 64, 4, 2, 4, padded=False)  # two, sharing A tiles
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
-# Past that many rows: "narrow" (one warpgroup, 64 columns) or "pair" (two, sharing A tiles).
+# Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
+# it: "narrow" (one warpgroup, 64 columns) or "pair" (where it pays).
+HOPPER_WGRAD_SMALL_ACCUMULATOR = "tall"
 HOPPER_WGRAD_LARGE_ACCUMULATOR = "pair"
+# The two-warpgroup tiles take one block per SM: with fewer (column, region) blocks than one
+# wave of those they ran 3-13% slower (nmt, ptb), with 256 and more 2-8% faster (large, xl;
+# benchmarks/results/wgrad_warpgroups.json).
+TWO_WARPGROUP_LEAST_BLOCKS = 132
 KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 SHARED_LIMIT = 232448   # dynamic shared memory one block may opt into (sm_90)
@@ -233,17 +240,16 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
                 f"region_wgrad: need 4 | P ({P}) and (R-S)*P dividing Kc={kc}")
     expect_rule(x.dim() == 2 and x.shape[1] % 4 == 0, "region_wgrad: x's width must be a "
                 "multiple of 4")
-    module, name, tiles = wgrad_kernel(values.dtype, values.device, P, R, S)
+    regions, features = kc // ((R - S) * P), x.shape[1]
+    module, name, tiles = wgrad_kernel(values.dtype, values.device, P, R, S, regions, features)
     regions_per_block = wgrad_regions_per_block(P, R, S, tiles)
     expect_rule(regions_per_block > 0, f"region_wgrad: (R-S)*P={(R - S) * P} compact columns "
                 f"per region or R*P={R * P} rows exceed the shared-memory accumulator "
                 f"(or no whole number of regions fills a multiple of 8 columns)")
     chunk = chunk_elements(values.dtype)
-    expect_rule(kc % chunk == 0 and (x.dim() != 2 or x.shape[1] % chunk == 0),
+    expect_rule(kc % chunk == 0 and features % chunk == 0,
                 f"region_wgrad: Kc ({kc}) and x's width must be multiples of {chunk} "
                 f"for {values.dtype}")
-    regions = kc // ((R - S) * P)
-    features = x.shape[1] if x.dim() == 2 else -1
     expect(values, "values", values.dtype)
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
@@ -257,19 +263,30 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
             out), shared_mem=shared)
 
 
-def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int,
-                 S: int) -> tuple[str, str, Tiles]:
-    """(module, entry prefix, tiles) of the region_wgrad kernel: wgmma on sm_90 for bf16 (64
-    columns a warpgroup where the accumulator is large; two warpgroups where that fits in
-    shared memory), else mma.sync."""
+def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: int,
+                 regions: int, features: int) -> tuple[str, str, Tiles]:
+    """(module, entry prefix, tiles) of the region_wgrad kernel: wgmma on sm_90 for bf16, else
+    mma.sync. On wgmma: 64 columns a warpgroup where the accumulator is large, 128 where it is
+    small, and two warpgroups sharing a tile where their accumulator fits in shared memory and
+    their blocks fill the GPU."""
     if not _wgmma(dtype, device):
         return "products", "region_wgrad", WGRAD_TILES
+
+    def fits(tiles: Tiles) -> bool:
+        per_block = wgrad_regions_per_block(P, R, S, tiles)
+        if per_block == 0:
+            return False
+        blocks = -(-features // tiles.columns) * -(-regions // per_block)
+        return (wgrad_shared_bytes(dtype, per_block * R * P, tiles) <= SHARED_LIMIT
+                and blocks >= TWO_WARPGROUP_LEAST_BLOCKS)
+
     rows = wgrad_regions_per_block(P, R, S, HOPPER_WGRAD_TILES) * R * P
     if rows > HOPPER_WGRAD_NARROW_ROWS:
-        pair_bytes = wgrad_shared_bytes(dtype, rows, HOPPER_WGRAD_PAIR_TILES)
-        if HOPPER_WGRAD_LARGE_ACCUMULATOR == "pair" and pair_bytes <= SHARED_LIMIT:
+        if HOPPER_WGRAD_LARGE_ACCUMULATOR == "pair" and fits(HOPPER_WGRAD_PAIR_TILES):
             return "hopper", "region_wgrad_hopper_pair", HOPPER_WGRAD_PAIR_TILES
         return "hopper", "region_wgrad_hopper_narrow", HOPPER_WGRAD_NARROW_TILES
+    if HOPPER_WGRAD_SMALL_ACCUMULATOR == "tall" and fits(HOPPER_WGRAD_TALL_TILES):
+        return "hopper", "region_wgrad_hopper_tall", HOPPER_WGRAD_TALL_TILES
     return "hopper", "region_wgrad_hopper", HOPPER_WGRAD_TILES
 
 

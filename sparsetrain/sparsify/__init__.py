@@ -6,8 +6,9 @@
 """
 
 from sparsetrain.sparsify.base import (
-    Compact, Param, Sparsifier, build, names, register_method, resolve,
+    Compact, Param, Sparsifier, build, names, register_method, resolve, summarize,
 )
 from sparsetrain.sparsify import elementwise, meprop, structured  # noqa: F401  (registers)
 
-__all__ = ["Compact", "Param", "Sparsifier", "build", "names", "register_method", "resolve"]
+__all__ = ["Compact", "Param", "Sparsifier", "build", "names", "register_method", "resolve",
+           "summarize"]
