@@ -192,9 +192,10 @@ __device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
 // column tile also write what the batched products and the statistics need: the index
 // (index[j] = global slice), slot[slice] (compact slice or -1) and energy[region] (kept,
 // total squared norm) here, and the compact values from their A tiles (store_compact).
-// The partial norms come in through `staging` (the tile stages, free until the first tile),
-// all of a pass's copies in flight at once: one memory round trip per pass, not one per chunk.
-// scratch: 2 words per slice of the regions touched.
+// Other R (decide_coarse_in_lanes takes a power of two up to 32): the partial norms come in
+// through `staging` (the tile stages, free until the first tile), all of a pass's copies in
+// flight at once: one memory round trip per pass, not one per chunk; scratch: 2 words per
+// slice of the regions touched.
 struct StepSelection {
     const float* partial;  // chunks x slices (all 4H / P slices)
     int chunks, slices, R, keep;
@@ -221,10 +222,63 @@ __device__ __forceinline__ void copy_async4(void* shared, const void* global) {
                  :: "r"(smem_address(shared)), "l"(global));
 }
 
+// decide_coarse where R is a power of two <= 32: a region's slices sit in R adjacent lanes of
+// one warp (slice q of the regions touched in thread q mod blockDim), so each lane sums its
+// own slice's norms straight from global memory and the ranking, positions and energies are
+// warp shuffles: one memory round trip and one block barrier in all.
+__device__ void decide_coarse_in_lanes(const StepSelection& selection, int P, int first_slice,
+                                       int end_slice, int* rows) {
+    int R = selection.R, keep = selection.keep, lane = threadIdx.x % 32, member = lane % R;
+    int first_region = first_slice / keep, end_region = (end_slice + keep - 1) / keep;
+    int count = max(0, end_region - first_region) * R;
+    unsigned group = (R == 32 ? 0xffffffffu : (1u << R) - 1) << (lane - member);
+    for (int base = 0; base < count; base += blockDim.x) {  // the same trip count in every warp
+        int q = base + threadIdx.x;
+        bool real = q < count;  // whole regions are real or not (R divides 32)
+        float norm = 0.f;
+        if (real) {
+            const float* column = selection.partial + first_region * R + q;
+#pragma unroll 8
+            for (int c = 0; c < selection.chunks; ++c) norm += column[(size_t)c * selection.slices];
+        }
+        int rank = 0;
+        for (int r = 0; r < R; ++r) {
+            float other = __shfl_sync(0xffffffffu, norm, r, R);
+            rank += (other > norm) || (other == norm && r < member);
+        }
+        bool kept = rank < keep;
+        unsigned ballot = __ballot_sync(0xffffffffu, kept);
+        int position = __popc(ballot & group & ((1u << lane) - 1));
+        float part = kept ? norm : 0.f, total = norm;
+        for (int offset = R / 2; offset > 0; offset /= 2) {
+            part += __shfl_xor_sync(0xffffffffu, part, offset, R);
+            total += __shfl_xor_sync(0xffffffffu, total, offset, R);
+        }
+        if (!real) continue;
+        int region = first_region + q / R, slice = first_region * R + q;
+        int j = region * keep + position;
+        if (selection.index) {
+            selection.slot[slice] = kept ? j : -1;
+            if (member == 0) {
+                selection.energy[2 * region] = part;
+                selection.energy[2 * region + 1] = total;
+            }
+        }
+        if (!kept || j < first_slice || j >= end_slice) continue;
+        rows[j - first_slice] = slice * P;
+        if (selection.index) selection.index[j] = slice;
+    }
+    __syncthreads();
+}
+
 __device__ void decide_coarse(const StepSelection& selection, int P, int first_slice,
                               int end_slice, int* rows, float* scratch, float* staging,
                               int staging_words) {
     int R = selection.R, keep = selection.keep;
+    if (R <= 32 && (R & (R - 1)) == 0) {
+        decide_coarse_in_lanes(selection, P, first_slice, end_slice, rows);
+        return;
+    }
     int first_region = first_slice / keep, end_region = (end_slice + keep - 1) / keep;
     int count = max(0, end_region - first_region) * R;
     float* norm = scratch;
