@@ -14,7 +14,8 @@ if not torch.cuda.is_available():
 
 from sparsetrain.kernels import products  # noqa: E402
 from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
-from sparsetrain.kernels.select import fine_select  # noqa: E402
+from sparsetrain.kernels.select import fine_select, step_summary  # noqa: E402
+from sparsetrain.sparsify import summarize  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.float32, torch.bfloat16]
@@ -300,6 +301,20 @@ def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx):
             rows, columns = slice(b * My, (b + 1) * My), slice(c * Mx, (c + 1) * Mx)
             expected = before[rows, columns] if b in kept else torch.zeros_like(before[rows, columns])
             assert torch.equal(dnet[rows, columns], expected)
+
+
+@pytest.mark.parametrize("steps,groups", [(35, 128), (50, 3), (1, 1)])
+def test_step_summary_sums_each_steps_records_as_summarize_does(steps, groups):
+    energy = torch.rand(steps, groups, 2, device="cuda")
+    energy[..., 1] += energy[..., 0]  # total >= kept
+    if steps > 1:
+        energy[1] = 0  # a zero gradient counts as all kept
+    out = torch.full((3,), math.nan, device="cuda", dtype=torch.float64)
+    step_summary(energy, 3, 8, out)
+    sums = energy.double().sum(1)
+    records = torch.stack([torch.full((steps,), 3 / 8, dtype=torch.float64, device="cuda"),
+                           sums[:, 0].sqrt(), sums[:, 1].sqrt()], 1)
+    assert torch.allclose(out, summarize(records), rtol=1e-5)
 
 
 def test_a_compile_error_names_the_cu_file(tmp_path, monkeypatch):

@@ -21,8 +21,8 @@ import torch
 
 from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import backward_step, norm_shape
-from sparsetrain.kernels.select import fine_select
-from sparsetrain.sparsify import Sparsifier, summarize
+from sparsetrain.kernels.select import fine_select, step_summary
+from sparsetrain.sparsify import Sparsifier
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
 DENSE_REGION = 8
@@ -80,11 +80,12 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
     return f"method {name} has no kernel plan"
 
 
-def _step_summary(kept_fraction: float, kept: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
-    """The summary of the per-step records (kept fraction, ||s||, ||dnet||) from the per-step
-    kept and total squared norms, made on the device (so a captured graph makes it too)."""
-    return summarize(torch.stack([torch.full_like(kept, kept_fraction),
-                                  kept.clamp(min=0).sqrt(), total.clamp(min=0).sqrt()], 1))
+def _step_summary(energy: torch.Tensor, kept: int, of: int) -> torch.Tensor:
+    """sparsify.summarize of the per-step records, in one launch (so a captured graph makes it
+    too) from energy (T, G, 2): each step's kept and total squared norms per group."""
+    out = torch.empty(3, device=energy.device, dtype=torch.float64)
+    step_summary(energy, kept, of, out)
+    return out
 
 
 def record_stats(sparsifier: Sparsifier, grads: LayerGrads) -> None:
@@ -186,7 +187,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         loop.cell(t, dnet, partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
         loop.recur_selected(dnet, partial, P, R, S, index[t], slot[t], values[t], energy[t])
     grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
-    grads.step_summary = _step_summary(1 - S / R, energy[..., 0].sum(1), energy[..., 1].sum(1))
+    grads.step_summary = _step_summary(energy, R - S, R)
     return grads
 
 
@@ -205,8 +206,7 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy[t])
 
     grads = _dense(sparsifier, loop, select_step)
-    grads.step_summary = _step_summary(1 - K / blocks, energy[..., 0].sum(1),
-                                       energy[..., 1].sum(1))
+    grads.step_summary = _step_summary(energy, blocks - K, blocks)
     return grads
 
 
@@ -220,7 +220,7 @@ def _meprop(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     d_w_ih = torch.zeros(width, x_flat.shape[2], device=s.x.device, dtype=dtype)
     d_w_hh = torch.zeros(width, loop.hidden, device=s.x.device, dtype=dtype)
     d_bias = torch.zeros(width, device=s.x.device, dtype=dtype)
-    kept, total = torch.empty(T, device=s.x.device), torch.empty(T, device=s.x.device)
+    energy = torch.empty(T, 1, 2, device=s.x.device)  # per step: kept, total squared norm
     for t in range(T - 1, -1, -1):
         loop.cell(t, dnet)
         columns = sparsifier.kept_columns(dnet)          # rank
@@ -230,10 +230,10 @@ def _meprop(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         d_w_ih.index_add_(0, columns, picked.t() @ x_flat[t])
         d_w_hh.index_add_(0, columns, picked.t() @ h_prev[t])
         d_bias.index_add_(0, columns, picked.sum(0))
-        kept[t] = picked.float().square().sum()
-        total[t] = dnet.float().square().sum()
+        energy[t, 0, 0] = picked.float().square().sum()
+        energy[t, 0, 1] = dnet.float().square().sum()
     return LayerGrads(d_x.reshape(T * N, -1), loop.dh.to(dtype), loop.dc.to(dtype), d_w_ih,
-                      d_w_hh, d_bias, _step_summary(count / width, kept, total))
+                      d_w_hh, d_bias, _step_summary(energy, count, width))
 
 
 PLANS = {"dense": _dense, "coarse": _coarse, "fine": _fine, "meprop": _meprop}

@@ -69,6 +69,48 @@ __device__ void fine_select(const float* norms, T* dnet, int N, int cols, int My
     }
 }
 
+// A backward's statistics in one launch: from energy[t][g] = (kept, total) squared norms of each
+// step's groups (coarse: regions; fine: slices), out = sparsify.summarize of the per-step
+// records (kept fraction kept / of, ||s||, ||dnet||), in double: the sums over the steps of the
+// dropped fraction, of (||s|| / ||dnet||)^2 and of ||s|| / ||dnet|| (1 where dnet is zero).
+// One block; a warp per step, summed in a fixed order.
+extern "C" __global__ void step_summary(const float* energy, int steps, int groups, int kept,
+                                        int of, double* out) {
+    __shared__ double sums[2][32];
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    double ratios = 0.0, squares = 0.0;
+    for (int t = warp; t < steps; t += warps) {
+        float part = 0.f, total = 0.f;
+        for (int g = lane; g < groups; g += 32) {
+            part += energy[((size_t)t * groups + g) * 2];
+            total += energy[((size_t)t * groups + g) * 2 + 1];
+        }
+        for (int offset = 16; offset > 0; offset /= 2) {
+            part += __shfl_xor_sync(0xffffffffu, part, offset);
+            total += __shfl_xor_sync(0xffffffffu, total, offset);
+        }
+        double kept_norm = sqrt((double)fmaxf(part, 0.f));
+        double total_norm = sqrt((double)fmaxf(total, 0.f));
+        double ratio = total_norm > 0.0 ? kept_norm / total_norm : 1.0;
+        ratios += ratio;
+        squares += ratio * ratio;
+    }
+    if (lane == 0) {
+        sums[0][warp] = squares;
+        sums[1][warp] = ratios;
+    }
+    __syncthreads();
+    if (threadIdx.x != 0) return;
+    double square_sum = 0.0, ratio_sum = 0.0;
+    for (int w = 0; w < warps; ++w) {
+        square_sum += sums[0][w];
+        ratio_sum += sums[1][w];
+    }
+    out[0] = steps * (1.0 - (double)kept / of);
+    out[1] = square_sum;
+    out[2] = ratio_sum;
+}
+
 #define FINE_ENTRY(NAME, T)                                                                  \
     extern "C" __global__ void NAME(const float* norms, T* dnet, int N, int cols, int My,       \
                                     int Mx, int K, int* index, T* values,                     \

@@ -1,5 +1,5 @@
-"""Launcher for select.cu's fine selection (coarse selects inside its per-step product:
-products.select_gather_mm)."""
+"""Launchers for select.cu: the fine selection (coarse selects inside its per-step product:
+products.select_gather_mm), and a backward's statistics in one launch."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
 MAX_GROUP = 1024     # slices of a region / blocks of a slice (select.cu's shared arrays)
 THREADS = 128        # select.cu's SELECT_THREADS
+SUMMARY_THREADS = 256  # step_summary: a warp per step, 8 at a time
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
@@ -35,3 +36,14 @@ def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: in
     expect(energy, "energy", torch.float32, (slices, 2))
     launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (slices,), (THREADS,),
            (norms, dnet, n, width, My, Mx, K, index, values, keep_mask, energy))
+
+
+def step_summary(energy: torch.Tensor, kept: int, of: int, out: torch.Tensor) -> None:
+    """out (3,) float64 = sparsify.summarize of a backward's per-step records, from
+    energy (T, G, 2): each step's kept and total squared norms per group; every step kept
+    `kept` of `of` parts of dnet (slices, blocks or columns)."""
+    steps, groups = (energy.shape[0], energy.shape[1]) if energy.dim() == 3 else (-1, -1)
+    expect(energy, "energy", torch.float32, (steps, groups, 2))
+    expect(out, "out", torch.float64, (3,))
+    expect_rule(0 <= kept <= of and of > 0, f"step_summary: need 0 <= kept ({kept}) <= of ({of})")
+    launch("select", "step_summary", (1,), (SUMMARY_THREADS,), (energy, steps, groups, kept, of, out))
