@@ -56,4 +56,4 @@ def test_products_tilings_match_their_python_mirrors():
         groups_m, groups_n = tiles.warps_m // 4, tiles.warps_n  # warpgroups along M and N
         assert tiles.rows == 64 * groups_m, entry
         assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups_n}, {groups_m}, "
-                f"{groups_n}, {tiles.stages})") in hopper, entry
+                f"{groups_n}, {tiles.stages}, ") in hopper, entry

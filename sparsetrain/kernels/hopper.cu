@@ -201,7 +201,7 @@ template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage()
     return 64 * BM + 64 * BN;
 }
 
-template <int WG_BN, int WG_M, int WG_N, int STAGES>
+template <int WG_BN, int WG_M, int WG_N, int STAGES, bool ALTERNATE>
 __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index, int P,
                                     int R, int S, int steps, int N, int F, int Kc,
                                     int regions_per_block, float* dW) {
@@ -246,36 +246,11 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                          inside ? x + (size_t)(k0 + k) * F + n : X, inside ? 16 : 0);
         }
     };
-    float d[WG_BN / 2];  // each step's first product overwrites it
-#pragma unroll
-    for (int s = 0; s < STAGES - 2; ++s) {
-        if (s < tiles) issue(s);
-        copy_async_commit();
-    }
-    for (int tile = 0; tile < tiles; ++tile) {
-        int s = first_step + tile / k_tiles, k_tile = tile % k_tiles;
-        // Also orders the previous step's accumulator additions before this step's.
-        __syncthreads();
-        if (tile + STAGES - 2 < tiles) issue(tile + STAGES - 2);
-        copy_async_commit();
-        copy_async_wait<STAGES - 2>();
-        fence_async_shared();
-        __syncthreads();
-        const bf16* As = stages + (tile % STAGES) * STAGE;
-        const bf16* Bs = As + BK * BM + group_n * (WG_BN / 64) * BK * 64;  // its 64-wide atoms
-        As += group_m * BK * 64;
-        wgmma_fence();
-#pragma unroll
-        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
-            wgmma_64xn<WG_BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
-                              tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
-                              k_tile > 0 || j > 0);
-        wgmma_commit();
-        if (k_tile < k_tiles - 1) {
-            wgmma_wait<1>();
-            continue;
-        }
-        wgmma_wait<0>();  // step s done: add into its kept slices' rows
+    // With ALTERNATE, steps alternate between two accumulators, so that a step's products are
+    // added into the shared accumulator while the next step's run; else each step waits for
+    // its products and adds them (each step's first product overwrites).
+    float d_even[WG_BN / 2], d_odd[WG_BN / 2];
+    auto add_step = [&](const float* d, int s) {  // into the rows of step s's kept slices
         const int* idx = index + (size_t)s * (Kc / P);
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
@@ -288,8 +263,56 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                     add_pair(row + 8 * i, d[4 * i + 2 * half], d[4 * i + 2 * half + 1]);
             }
         }
+    };
+    auto add_pending = [&](int s) {
+        if ((s - first_step) % 2 == 0) add_step(d_even, s);
+        else add_step(d_odd, s);
+    };
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < tiles) issue(s);
+        copy_async_commit();
+    }
+    int pending = -1;  // the step whose products are still to be added
+    for (int tile = 0; tile < tiles; ++tile) {
+        int s = first_step + tile / k_tiles, k_tile = tile % k_tiles;
+        // Also orders one step's accumulator additions before the next step's.
+        __syncthreads();
+        if (tile + STAGES - 2 < tiles) issue(tile + STAGES - 2);
+        copy_async_commit();
+        copy_async_wait<STAGES - 2>();
+        fence_async_shared();
+        __syncthreads();
+        const bf16* As = stages + (tile % STAGES) * STAGE;
+        const bf16* Bs = As + BK * BM + group_n * (WG_BN / 64) * BK * 64;  // its 64-wide atoms
+        As += group_m * BK * 64;
+        auto multiply = [&](float* d) {
+#pragma unroll
+            for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
+                wgmma_64xn<WG_BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
+                                     tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
+                                     k_tile > 0 || j > 0);
+        };
+        wgmma_fence();
+        if (ALTERNATE && (s - first_step) % 2 == 1) multiply(d_odd);
+        else multiply(d_even);
+        wgmma_commit();
+        if constexpr (ALTERNATE) {
+            wgmma_wait<1>();  // the group before this one is done
+            if (pending >= 0) {
+                add_pending(pending);
+                pending = -1;
+            }
+            if (k_tile == k_tiles - 1) pending = s;
+        } else if (k_tile < k_tiles - 1) {
+            wgmma_wait<1>();
+        } else {
+            wgmma_wait<0>();  // step s done: add it now
+            add_step(d_even, s);
+        }
     }
     wgmma_wait<0>();
+    if (pending >= 0) add_pending(pending);
     __syncthreads();
     store_accumulator<THREADS, BN>(acc, acc_rows, ACC_STRIDE,
                                    dW + (size_t)first_region * RP * F + n0, F, F - n0,
@@ -322,15 +345,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
 // as dense's); where the accumulator is large (coarse keeps twice the rows of its compact
 // columns, and 128 columns would leave one block, four warps, per SM) either one warpgroup of
 // 64 columns or two of 64 sharing each A tile (four stages: one block per SM either way, so
-// the deeper ring costs no occupancy).
-#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES)                                    \
+// the deeper ring costs no occupancy). The one-warpgroup kernels alternate accumulators (4-11%
+// faster); the two-warpgroup ones ran 9-17% slower so and do not
+// (benchmarks/results/history/v7_wgrad_alternate.json).
+#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES, ALTERNATE)                         \
     extern "C" __global__ void __launch_bounds__(128 * WG_M * WG_N) NAME(                      \
         const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps,      \
         int N, int F, int Kc, int regions_per_block, float* dW) {                               \
-        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES>(vals, X, index, P, R, S, steps, N, F,    \
-                                                       Kc, regions_per_block, dW);              \
+        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES, ALTERNATE>(                              \
+            vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block, dW);                   \
     }
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3, true)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3, true)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4, false)
