@@ -67,3 +67,20 @@ def test_json_and_chart_are_written(tmp_path):
     assert saved["results"][2]["method"] == "coarse"
     assert "torch" in saved["environment"]
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+@pytest.mark.gpu
+def test_interleaved_timing_gives_each_configuration_its_medians_in_order():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    pytest.importorskip("cupy")
+    shape = measure.parse_shape("128,64,4,1")
+    rows = measure.time_methods([("dense", 0.0), ("coarse", 0.5), ("cudnn", 0.0)], shape,
+                                torch.float32, warmup=1, repeats=10, rounds=5)
+    assert [(r["method"], r["sparsity"]) for r in rows] == [("dense", 0.0), ("coarse", 0.5),
+                                                            ("cudnn", 0.0)]
+    for row in rows:
+        assert row["backward_ms"] > 0 and row["train_ms"] > 0
+        assert len(row["backward_ms_rounds"]) == 5

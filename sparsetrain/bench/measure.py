@@ -67,10 +67,8 @@ def _model(spec: dict | None, shape: Shape, dtype: torch.dtype) -> torch.nn.Modu
     return model.to(device="cuda", dtype=dtype)
 
 
-def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20) -> float:
-    """Median milliseconds of `work` by CUDA events, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        work()
+def cuda_times(work: Callable[[], None], repeats: int) -> list[float]:
+    """Milliseconds of each of `repeats` calls of `work`, by CUDA events."""
     times = []
     for _ in range(repeats):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -79,7 +77,14 @@ def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20)
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return times
+
+
+def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20) -> float:
+    """Median milliseconds of `work` by CUDA events, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        work()
+    return statistics.median(cuda_times(work, repeats))
 
 
 def kernel_ms(work: Callable[[], None], launches: int = 10) -> float:
@@ -91,24 +96,68 @@ def kernel_ms(work: Callable[[], None], launches: int = 10) -> float:
     return median_cuda_ms(graph.replay, 3, 20) / launches
 
 
-def time_method(method: str, sparsity: float, shape: Shape, dtype: torch.dtype,
-                warmup: int = 5, repeats: int = 20) -> dict:
-    """{"backward_ms", "train_ms"} (train = forward + backward) for one configuration."""
-    spec = method_spec(method, sparsity, shape)
-    model = _model(spec, shape, dtype)
-    x = torch.randn(shape.steps, shape.batch, shape.hidden, device="cuda", dtype=dtype,
-                    requires_grad=True)
-    grad = torch.randn(shape.steps, shape.batch, shape.hidden, device="cuda", dtype=dtype)
-    output, _ = model(x)
+def _interleaved(setups: list, kind: str, warmup: int, per_round: int,
+                 rounds: int) -> list[list[list[float]]]:
+    """times[configuration][round] = per_round CUDA-event times of `kind`, rounds interleaved."""
+    for setup in setups:
+        for _ in range(warmup):
+            getattr(setup, kind)()
+    times: list[list[list[float]]] = [[] for _ in setups]
+    for _ in range(rounds):
+        for i, setup in enumerate(setups):
+            times[i].append(cuda_times(getattr(setup, kind), per_round))
+    return times
 
-    def backward() -> None:
-        torch.autograd.backward(output, grad, retain_graph=True)
 
-    def train_step() -> None:
-        out, _ = model(x)
-        torch.autograd.backward(out, grad)
+class _Configuration:
+    """One method's model on one shape and dtype, its forward done, ready to time."""
 
-    backward_ms = median_cuda_ms(backward, warmup, repeats)
-    train_ms = median_cuda_ms(train_step, warmup, repeats)
-    return {"method": method, "sparsity": 0.0 if method in ("dense", "cudnn") else sparsity,
-            "spec": spec, "backward_ms": backward_ms, "train_ms": train_ms}
+    def __init__(self, method: str, sparsity: float, shape: Shape, dtype: torch.dtype) -> None:
+        self.method, self.sparsity = method, sparsity
+        self.spec = method_spec(method, sparsity, shape)
+        self.model = _model(self.spec, shape, dtype)
+        self.x = torch.randn(shape.steps, shape.batch, shape.hidden, device="cuda", dtype=dtype,
+                             requires_grad=True)
+        self.grad = torch.randn(shape.steps, shape.batch, shape.hidden, device="cuda",
+                                dtype=dtype)
+        self.output, _ = self.model(self.x)
+
+    def backward(self) -> None:
+        torch.autograd.backward(self.output, self.grad, retain_graph=True)
+
+    def train_step(self) -> None:
+        out, _ = self.model(self.x)
+        torch.autograd.backward(out, self.grad)
+
+
+def time_methods(configurations: list[tuple[str, float]], shape: Shape, dtype: torch.dtype,
+                 warmup: int = 5, repeats: int = 20, rounds: int = 5) -> list[dict]:
+    """{"backward_ms", "train_ms"} (train = forward + backward; medians) for each (method,
+    sparsity) on one shape and dtype.
+
+    The configurations are timed in turn, `repeats / rounds` calls each per round, for
+    `rounds` rounds: a slow spell of the machine then falls on all of them alike instead of
+    on whichever ran during it. Each row also keeps its per-round medians."""
+    from sparsetrain.kernels import graphs
+
+    cached = graphs.CACHED_GRAPHS
+    # Every configuration's graphs (a backward each, a forward per shape) stay captured while
+    # the rounds interleave: an evicted graph would be captured again inside a timed call.
+    graphs.CACHED_GRAPHS = max(cached, 2 * len(configurations) + 2)
+    try:
+        setups = [_Configuration(method, level, shape, dtype) for method, level in configurations]
+        samples = {kind: _interleaved(setups, kind, warmup, -(-repeats // rounds), rounds)
+                   for kind in ("backward", "train_step")}
+    finally:
+        graphs.CACHED_GRAPHS = cached
+    rows = []
+    for i, setup in enumerate(setups):
+        backward, train = samples["backward"][i], samples["train_step"][i]
+        rows.append({
+            "method": setup.method,
+            "sparsity": 0.0 if setup.method in ("dense", "cudnn") else setup.sparsity,
+            "spec": setup.spec,
+            "backward_ms": statistics.median([t for r in backward for t in r]),
+            "train_ms": statistics.median([t for r in train for t in r]),
+            "backward_ms_rounds": [statistics.median(r) for r in backward]})
+    return rows

@@ -31,7 +31,7 @@ def _floats(text: str) -> list[float]:
 @click.option("--sparsity", default="0.5", show_default=True,
               help="Comma-separated sparsities for coarse, fine and meprop (meprop keeps 1-s).")
 @click.option("--repeats", default=20, show_default=True, type=click.IntRange(min=20),
-              help="Timed repeats per configuration (median reported).")
+              help="Timed calls per configuration, in 5 interleaved rounds (median reported).")
 @click.option("--out", "out", default=DEFAULT_OUT, show_default=True,
               type=click.Path(dir_okay=False), help="Results JSON; the PNG chart goes beside it.")
 @user_errors
@@ -52,19 +52,19 @@ def command(shapes, dtypes, methods, sparsity, repeats, out):
     from sparsetrain.kernels import cupy_available
     if not cupy_available() and set(method_list) - {"cudnn"}:
         raise UserError("bench needs CuPy for our methods (pip install -e '.[gpu]')")
+    configurations = [(method, level) for method in method_list
+                      for level in ([0.0] if method in ("dense", "cudnn") else sparsities)]
     rows = []
     for shape in parsed:
         for dtype in dtypes:
-            for method in method_list:
-                levels = [0.0] if method in ("dense", "cudnn") else sparsities
-                for level in levels:
-                    row = {"shape": shape.name, "hidden": shape.hidden, "batch": shape.batch,
-                           "steps": shape.steps, "layers": shape.layers, "dtype": dtype}
-                    row.update(measure.time_method(method, level, shape,
-                                                   measure.DTYPES[dtype], repeats=repeats))
-                    rows.append(row)
-                    click.echo(f"{shape.name} {dtype} {method} {level:.2f}: "
-                               f"{row['backward_ms']:.3f} ms backward", err=True)
+            timed = measure.time_methods(configurations, shape, measure.DTYPES[dtype],
+                                         repeats=repeats)
+            for row in timed:
+                rows.append({"shape": shape.name, "hidden": shape.hidden, "batch": shape.batch,
+                             "steps": shape.steps, "layers": shape.layers, "dtype": dtype,
+                             **row})
+                click.echo(f"{shape.name} {dtype} {row['method']} {row['sparsity']:.2f}: "
+                           f"{row['backward_ms']:.3f} ms backward", err=True)
     rows = report.with_speedups(rows)
     out_path = pathlib.Path(out)
     report.write_json(rows, out_path, {"repeats": repeats, "sparsity": sparsities})
