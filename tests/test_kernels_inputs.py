@@ -64,6 +64,17 @@ def test_select_gather_mm_refuses_S_not_below_R():
                                   4, 8, 8, torch.zeros(64, 8), 1, *_select_outputs(4, 0, 32, 64, 0))
 
 
+def test_select_gather_mm_refuses_a_region_size_a_warp_cannot_split():
+    with pytest.raises(ConfigError, match="R one of 2, 4, 8, 16, 32"):
+        products.select_gather_mm(torch.zeros(64, 96), torch.zeros(1, 24), torch.zeros(96, 8),
+                                  4, 6, 2, torch.zeros(64, 8), 1, *_select_outputs(4, 4, 24, 64, 64))
+
+
+def test_coarse_with_such_a_region_size_has_no_kernel_plan():
+    from sparsetrain.kernels.backward import plan_problem
+    assert "R=6" in plan_problem(build({"name": "coarse", "R": 6, "S": 2}), 64, 96)
+
+
 def test_select_gather_mm_refuses_b_without_a_row_per_dnet_column():
     with pytest.raises(ConfigError, match="b: expected shape"):
         products.select_gather_mm(torch.zeros(64, 128), torch.zeros(8, 32), torch.zeros(64, 8),

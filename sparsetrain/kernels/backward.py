@@ -64,6 +64,8 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
         P, R = spec["P"], spec["R"]
         if P not in (4, 8, 16, 32):
             return f"coarse P={P} is not one of 4, 8, 16, 32"
+        if R not in products.SELECT_REGIONS:
+            return f"coarse R={R} is not one of {', '.join(map(str, products.SELECT_REGIONS))}"
         if width % (P * R):
             return f"4H={width} is not divisible by P*R"
         if products.wgrad_regions_per_block(P, R, spec["S"]) == 0:

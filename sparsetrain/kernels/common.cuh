@@ -186,16 +186,16 @@ __device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
 // The coarse selection made inside the per-step product (gather_mm with a StepSelection):
 // each region keeps its `keep` slices of largest squared norm (the sum over the cell step's
 // row chunks of partial[chunk][slice], added in chunk order, so every block that decides a
-// region decides it alike), in ascending slice order. A block decides only the regions that
-// its compact slices [first_slice, end_slice) fall in, and puts the first dnet column / weight
-// row (global slice * P) of each of them in rows[j - first_slice]. The blocks of the first
-// column tile also write what the batched products and the statistics need: the index
-// (index[j] = global slice), slot[slice] (compact slice or -1) and energy[region] (kept,
-// total squared norm) here, and the compact values from their A tiles (store_compact).
-// Other R (decide_coarse_in_lanes takes a power of two up to 32): the partial norms come in
-// through `staging` (the tile stages, free until the first tile), all of a pass's copies in
-// flight at once: one memory round trip per pass, not one per chunk; scratch: 2 words per
-// slice of the regions touched.
+// region decides it alike), in ascending slice order. R is a power of two up to 32, so a
+// region's slices sit in R adjacent lanes of one warp (slice q of the regions touched in
+// thread q mod blockDim): each lane sums its own slice's norms straight from global memory,
+// and the ranking, positions and energies are warp shuffles (one memory round trip, one
+// barrier). A block decides only the regions that its compact slices [first_slice,
+// end_slice) fall in, and puts the first dnet column / weight row (global slice * P) of each
+// of them in rows[j - first_slice]. The blocks of the first column tile also write what the
+// batched products and the statistics need: the index (index[j] = global slice), slot[slice]
+// (compact slice or -1) and energy[region] (kept, total squared norm) here, and the compact
+// values from their A tiles (store_compact).
 struct StepSelection {
     const float* partial;  // chunks x slices (all 4H / P slices)
     int chunks, slices, R, keep;
@@ -217,17 +217,8 @@ __device__ __forceinline__ StepSelection step_selection(const float* partial, in
                          first_column ? values : nullptr};
 }
 
-__device__ __forceinline__ void copy_async4(void* shared, const void* global) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n"
-                 :: "r"(smem_address(shared)), "l"(global));
-}
-
-// decide_coarse where R is a power of two <= 32: a region's slices sit in R adjacent lanes of
-// one warp (slice q of the regions touched in thread q mod blockDim), so each lane sums its
-// own slice's norms straight from global memory and the ranking, positions and energies are
-// warp shuffles: one memory round trip and one block barrier in all.
-__device__ void decide_coarse_in_lanes(const StepSelection& selection, int P, int first_slice,
-                                       int end_slice, int* rows) {
+__device__ void decide_coarse(const StepSelection& selection, int P, int first_slice,
+                              int end_slice, int* rows) {
     int R = selection.R, keep = selection.keep, lane = threadIdx.x % 32, member = lane % R;
     int first_region = first_slice / keep, end_region = (end_slice + keep - 1) / keep;
     int count = max(0, end_region - first_region) * R;
@@ -271,66 +262,30 @@ __device__ void decide_coarse_in_lanes(const StepSelection& selection, int P, in
     __syncthreads();
 }
 
-__device__ void decide_coarse(const StepSelection& selection, int P, int first_slice,
-                              int end_slice, int* rows, float* scratch, float* staging,
-                              int staging_words) {
-    int R = selection.R, keep = selection.keep;
-    if (R <= 32 && (R & (R - 1)) == 0) {
-        decide_coarse_in_lanes(selection, P, first_slice, end_slice, rows);
-        return;
-    }
-    int first_region = first_slice / keep, end_region = (end_slice + keep - 1) / keep;
-    int count = max(0, end_region - first_region) * R;
-    float* norm = scratch;
-    int* kept = reinterpret_cast<int*>(scratch + count);
-    const float* partial = selection.partial + first_region * R;
-    int per_pass = max(1, staging_words / max(count, 1));
-    // 16-byte copies where every chunk's run of `count` norms starts 16-byte aligned
-    int width = count % 4 == 0 && (first_region * R) % 4 == 0 && selection.slices % 4 == 0
-                    ? 4 : 1;
-    int copies_per_chunk = count / width;
-    for (int q = threadIdx.x; q < count; q += blockDim.x) norm[q] = 0.f;
-    for (int c0 = 0; c0 < selection.chunks; c0 += per_pass) {
-        int chunks = min(per_pass, selection.chunks - c0);
-        for (int e = threadIdx.x; e < chunks * copies_per_chunk; e += blockDim.x) {
-            int c = e / copies_per_chunk, q = (e % copies_per_chunk) * width;
-            const float* from = partial + (size_t)(c0 + c) * selection.slices + q;
-            if (width == 4) copy_async16(staging + c * count + q, from, 16);
-            else copy_async4(staging + c * count + q, from);
-        }
-        copy_async_commit();
-        copy_async_wait<0>();
-        __syncthreads();
-        for (int q = threadIdx.x; q < count; q += blockDim.x) {
-            float sum = norm[q];
-            for (int c = 0; c < chunks; ++c) sum += staging[c * count + q];
-            norm[q] = sum;
-        }
+// A gather block's share of Kc (Kc split over gridDim.z in whole BK-deep tiles) and, in
+// rows[] (shared memory), the first B row (global slice * P) of each compact slice in it:
+// read from the group's index `idx`, or decided (SELECT; then idx is unused).
+struct KShare {
+    int begin, end, tiles, first_slice;
+};
+template <int BK, bool SELECT>
+__device__ KShare gather_rows(const int* idx, const StepSelection& selection, int P, int Kc,
+                              int* rows) {
+    int k_len = ((Kc + gridDim.z - 1) / gridDim.z + BK - 1) / BK * BK;
+    KShare share;
+    share.begin = blockIdx.z * k_len;
+    share.end = min(Kc, share.begin + k_len);
+    share.tiles = share.begin < share.end ? (share.end - share.begin + BK - 1) / BK : 0;
+    share.first_slice = share.begin / P;
+    int end_slice = (share.end + P - 1) / P;
+    if constexpr (SELECT) {
+        decide_coarse(selection, P, share.first_slice, end_slice, rows);
+    } else {
+        for (int j = share.first_slice + threadIdx.x; j < end_slice; j += blockDim.x)
+            rows[j - share.first_slice] = idx[j] * P;
         __syncthreads();
     }
-    for (int q = threadIdx.x; q < count; q += blockDim.x)
-        kept[q] = rank_of(norm + q - q % R, R, q % R) < keep;
-    __syncthreads();
-    for (int q = threadIdx.x; q < count; q += blockDim.x) {
-        int region = first_region + q / R, slice = first_region * R + q, base = q - q % R;
-        if (selection.index && q == base) {
-            float total = 0.f, part = 0.f;
-            for (int r = 0; r < R; ++r) {
-                total += norm[base + r];
-                part += kept[base + r] ? norm[base + r] : 0.f;
-            }
-            selection.energy[2 * region] = part;
-            selection.energy[2 * region + 1] = total;
-        }
-        int position = 0;
-        for (int before = base; before < q; ++before) position += kept[before];
-        int j = region * keep + position;
-        if (selection.index) selection.slot[slice] = kept[q] ? j : -1;
-        if (!kept[q] || j < first_slice || j >= end_slice) continue;
-        rows[j - first_slice] = slice * P;
-        if (selection.index) selection.index[j] = slice;
-    }
-    __syncthreads();
+    return share;
 }
 
 // A thread's A chunk (16 bytes at `shared`, landed: its own copy, waited for) written out as

@@ -20,23 +20,19 @@ __device__ __forceinline__ unsigned long long tile_descriptor(const void* tile, 
          | (1ull << 62);  // 128-byte swizzle
 }
 
-// d (64 x 128 per warpgroup, fp32) += A (64 x 16; K-major, or M-major with TRANSPOSE_A)
-// . B (16 x 128, N-major).
+// d (64 x BN per warpgroup, fp32; BN 128 or 64) += A (64 x 16; K-major, or M-major with
+// TRANSPOSE_A) . B (16 x BN, N-major).
 // accumulate 0: d = A . B (what d held is ignored, so a new sum needs no zeroing).
+#define WGMMA_D8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
+                    "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
 template <int TRANSPOSE_A>
 __device__ __forceinline__ void wgmma_64x128(float d[64], unsigned long long a,
                                              unsigned long long b, int accumulate = 1) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %67, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %66, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40),
+          WGMMA_D8(48), WGMMA_D8(56)
         : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
 template <int TRANSPOSE_A>
@@ -45,13 +41,11 @@ __device__ __forceinline__ void wgmma_64x64(float d[32], unsigned long long a,
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %35, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %34, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24)
         : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
-// wgmma_64x64: the same, 64 columns. wgmma_64xn: the one of the two BN names.
+#undef WGMMA_D8
+// The one of the two for BN.
 template <int BN, int TRANSPOSE_A>
 __device__ __forceinline__ void wgmma_64xn(float* d, unsigned long long a, unsigned long long b,
                                            int accumulate = 1) {
@@ -88,22 +82,11 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
-    int k_len = ((Kc + gridDim.z - 1) / gridDim.z + BK - 1) / BK * BK;
-    int k_begin = blockIdx.z * k_len, k_end = min(Kc, k_begin + k_len);
-    int k_tiles = k_begin < k_end ? (k_end - k_begin + BK - 1) / BK : 0;
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
-    int first_slice = k_begin / P, end_slice = (k_end + P - 1) / P;
-    int p_shift = __ffs(P) - 1;  // SELECT: P is a power of two
-    if constexpr (SELECT)
-        decide_coarse(selection, P, first_slice, end_slice, first_rows,
-                      reinterpret_cast<float*>(first_rows + (k_len + P - 1) / P + 2),
-                      reinterpret_cast<float*>(stages), STAGES * STAGE / 2);
-    else {
-        for (int j = first_slice + tid; j < end_slice; j += THREADS)
-            first_rows[j - first_slice] = idx[j] * P;
-        __syncthreads();
-    }
+    const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
+    KShare share = gather_rows<BK, SELECT>(idx, selection, P, Kc, first_rows);
+    int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
+    int first_slice = share.first_slice, p_shift = __ffs(P) - 1;  // SELECT: P a power of two
     auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BM * BK;

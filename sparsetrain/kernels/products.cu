@@ -44,8 +44,8 @@ template <typename T, class C> struct Copies {
 // (decide_coarse) and reads A's compact column k from the full-width dnet (lda columns) at
 // that same row, so no selection kernel sits between the cell step and this product.
 // Dynamic shared memory: C::STAGES stages of gather_stage<T, C>() elements, then the block's
-// index entries (k_len / P + 2 ints), read or decided once so that no tile's copies wait on a
-// global load, then (SELECT) decide_coarse's scratch.
+// index entries (k_len / P + 2 ints; common.cuh's gather_rows), read or decided once so that
+// no tile's copies wait on a global load.
 template <typename T, class C> __host__ __device__ constexpr int gather_stage() {
     return C::BM * (C::BK + Layout<T>::ROW_PAD) + C::BK * (C::BN + Layout<T>::KMAJOR_PAD);
 }
@@ -61,22 +61,11 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
     int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
     int m0 = blockIdx.y * C::BM, n0 = blockIdx.x * C::BN;
     int wm = (warp / C::WARPS_N) * C::WM, wn = (warp % C::WARPS_N) * C::WN;
-    const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
-    int k_len = ((Kc + gridDim.z - 1) / gridDim.z + C::BK - 1) / C::BK * C::BK;
-    int k_begin = blockIdx.z * k_len, k_end = min(Kc, k_begin + k_len);
-    int k_tiles = k_begin < k_end ? (k_end - k_begin + C::BK - 1) / C::BK : 0;
     int* first_rows = reinterpret_cast<int*>(stages + C::STAGES * gather_stage<T, C>());
-    int first_slice = k_begin / P, end_slice = (k_end + P - 1) / P;
-    int p_shift = __ffs(P) - 1;  // SELECT: P is a power of two
-    if constexpr (SELECT)
-        decide_coarse(selection, P, first_slice, end_slice, first_rows,
-                      reinterpret_cast<float*>(first_rows + (k_len + P - 1) / P + 2),
-                      reinterpret_cast<float*>(stages), C::STAGES * gather_stage<T, C>() * (int)sizeof(T) / 4);
-    else {
-        for (int j = first_slice + tid; j < end_slice; j += C::THREADS)
-            first_rows[j - first_slice] = idx[j] * P;
-        __syncthreads();
-    }
+    const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
+    KShare share = gather_rows<C::BK, SELECT>(idx, selection, P, Kc, first_rows);
+    int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
+    int first_slice = share.first_slice, p_shift = __ffs(P) - 1;  // SELECT: P a power of two
     auto issue = [&](int tile) {
         T* As = stages + (tile % C::STAGES) * gather_stage<T, C>();
         T* Bs = As + C::BM * LDA;

@@ -74,21 +74,14 @@ def chunk_elements(dtype: torch.dtype) -> int:
     return 16 // (2 if dtype == torch.bfloat16 else 4)
 
 
-def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int, tiles: Tiles,
-                        selection: tuple[int, int] | None = None) -> int:
-    """The tile stages, then one int per index entry of a block's share of Kc, then with a
-    selection (R, R - S) the scratch of common.cuh's decide_coarse (2 words per slice of the
-    regions that share touches)."""
+def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
+                        tiles: Tiles) -> int:
+    """The tile stages, then one int per index entry of a block's share of Kc."""
     pad_rows, pad_columns = (chunk_elements(dtype), KMAJOR_PAD) if tiles.padded else (0, 0)
     stage = (tiles.rows * (tiles.depth + pad_rows) + tiles.depth * (tiles.columns + pad_columns))
     per_split = -(-kc // split_k)
     depth = -(-per_split // tiles.depth) * tiles.depth  # the kernel's k_len
-    slices = -(-depth // P)
-    scratch = 0
-    if selection is not None:
-        R, keep = selection
-        scratch = 8 * R * (-(-slices // keep) + 2)
-    return tiles.stages * stage * dtype.itemsize + 4 * (slices + 2) + scratch
+    return tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
 
 
 def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) -> int:
@@ -157,11 +150,15 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
 
 
 def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, split_k: int,
-                    tiles: Tiles, selection: tuple[int, int] | None = None
-                    ) -> tuple[tuple[int, int, int], tuple[int], int]:
+                    tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
     """Grid, block and dynamic shared bytes of one gather_mm (or select_gather_mm) launch."""
     return ((-(-features // tiles.columns), m // tiles.rows, split_k), (tiles.threads,),
-            gather_shared_bytes(dtype, kc, P, split_k, tiles, selection))
+            gather_shared_bytes(dtype, kc, P, split_k, tiles))
+
+
+# Region sizes the in-product selection takes: powers of two up to a warp, so that a region's
+# slices sit in adjacent lanes of one warp (common.cuh's decide_coarse).
+SELECT_REGIONS = (2, 4, 8, 16, 32)
 
 
 def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor, P: int,
@@ -169,8 +166,9 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
                      slot: torch.Tensor, values: torch.Tensor, energy: torch.Tensor) -> None:
     """One step of coarse, selection and product in one launch: out (+)= s . b[kept rows].
 
-    Each region of R slices (P columns of dnet each) keeps its R - S slices of largest squared
-    norm, summed over partial's row chunks (ties: the lower slice); s is dnet's kept slices in
+    Each region of R slices (P columns of dnet each; R in SELECT_REGIONS) keeps its R - S
+    slices of largest squared norm, summed over partial's row chunks (ties: the lower slice);
+    s is dnet's kept slices in
     compact order, and compact column k reads b row index[k // P] * P + k % P as gather_mm
     does. dnet (N, 4H); partial (chunks, 4H/P); out (N, F) float32 (with split_k > 1 it must
     hold zeros). Also writes the selection: index (G, R-S) the kept global slices, ascending
@@ -180,8 +178,10 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     expect_kernel_dtype(dnet.dtype, "dnet")
     expect_rule(dnet.dim() == 2, f"select_gather_mm: dnet must be (N, 4H), got {tuple(dnet.shape)}")
     n, width = dnet.shape
-    expect_rule(0 <= S < R and P in (4, 8, 16, 32) and width % (P * R) == 0,
-                f"select_gather_mm: need 0 <= S < R, P one of 4, 8, 16, 32 and P*R dividing "
+    expect_rule(0 <= S < R and R in SELECT_REGIONS and P in (4, 8, 16, 32)
+                and width % (P * R) == 0,
+                f"select_gather_mm: need 0 <= S < R, R one of "
+                f"{', '.join(map(str, SELECT_REGIONS))}, P one of 4, 8, 16, 32 and P*R dividing "
                 f"4H={width}")
     regions, keep = width // (P * R), R - S
     kc = regions * keep * P
@@ -201,8 +201,7 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     expect(energy, "energy", torch.float32, (regions, 2))
     features = b.shape[1]
     module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
-    grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles,
-                                          (R, keep))
+    grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles)
     launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
            (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot, energy,
             values), shared_mem=shared)
