@@ -137,16 +137,13 @@ def test_fine_select_keeps_the_largest_blocks_of_each_slice(dtype, Mx):
     norms[0, 2] = norms[0, 4]
     index = torch.full((slices, blocks - K), -7, dtype=torch.int32, device="cuda")
     values = poisoned(slices, blocks - K, My, Mx, dtype=dtype)
-    keep_mask = torch.full((blocks, slices), 7, dtype=torch.uint8, device="cuda")
     energy = poisoned(slices, 2)
-    fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy)
+    fine_select(norms, dnet, My, Mx, K, index, values, energy)
     for c in range(slices):
         kept = _ranked_keep(norms[c].tolist(), blocks - K)
         assert index[c].tolist() == kept
         for pos, b in enumerate(kept):
             assert torch.equal(values[c, pos], dnet[b * My:(b + 1) * My, c * Mx:(c + 1) * Mx])
-        assert [keep_mask[b, c].item() for b in range(blocks)] == \
-            [int(b in kept) for b in range(blocks)]
 
 
 def _gathered_rows(index_row, P):
@@ -293,8 +290,7 @@ def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx):
     norms = torch.rand(slices, blocks, device="cuda")
     index = torch.empty(slices, blocks - K, dtype=torch.int32, device="cuda")
     values = poisoned(slices, blocks - K, My, Mx, dtype=dtype)
-    keep_mask = torch.empty(blocks, slices, dtype=torch.uint8, device="cuda")
-    fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, poisoned(slices, 2))
+    fine_select(norms, dnet, My, Mx, K, index, values, poisoned(slices, 2))
     for c in range(slices):
         kept = _ranked_keep(norms[c].tolist(), blocks - K)
         for b in range(blocks):

@@ -7,8 +7,8 @@ s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T
     coarse  norms fused into the cell step; each step's product selects the kept slices
             itself, reads them from dnet and writes the step's compact form and index; every
             product reads only the kept slices (index into W rows / dW rows, nothing copied)
-    fine    norms fused into the cell step; selection writes the compact form and a block
-            mask and zeroes the dropped blocks in dnet; the products run dense over it
+    fine    norms fused into the cell step; selection writes the compact form and zeroes
+            the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
             index_add into the weight gradients, per step
 """
@@ -61,18 +61,7 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
     if name == "dense":
         return None
     if name == "coarse":
-        P, R = spec["P"], spec["R"]
-        if P not in (4, 8, 16, 32):
-            return f"coarse P={P} is not one of 4, 8, 16, 32"
-        if R not in products.SELECT_REGIONS:
-            return f"coarse R={R} is not one of {', '.join(map(str, products.SELECT_REGIONS))}"
-        if width % (P * R):
-            return f"4H={width} is not divisible by P*R"
-        if products.wgrad_regions_per_block(P, R, spec["S"]) == 0:
-            return f"coarse R={R}, S={spec['S']}, P={P}: regions too large for the kernels"
-        if (width // (P * R)) * (R - spec["S"]) * P % 8:
-            return "coarse: the kept columns per step must be a multiple of 8"
-        return None
+        return products.coarse_problem(spec["P"], spec["R"], spec["S"], width)
     if name == "fine":
         if spec["Mx"] not in (1, 2, 4, 8, 16, 32) or batch % spec["My"]:
             return "fine needs Mx a power of two <= 32 and My dividing N"
@@ -118,22 +107,22 @@ class _Loop:
         backward_step(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1], s.cells[t],
                       dnet, norms, group, rows, layout, clear_dh_rec=True)
 
-    def _split(self, kept_columns: int) -> int:
+    def split(self, kept_columns: int) -> int:
+        """The per-step product's split-K (the same every step: worked out once per plan)."""
         return products.step_split(self.batch, self.hidden, kept_columns, self.s.x.dtype,
                                    self.s.x.device)
 
-    def recur(self, values: torch.Tensor, index: torch.Tensor, P: int) -> None:
+    def recur(self, values: torch.Tensor, index: torch.Tensor, P: int, split: int) -> None:
         """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
-        products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh,
-                           self._split(values.shape[1]))
+        products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
 
     def recur_selected(self, dnet: torch.Tensor, partial: torch.Tensor, P: int, R: int, S: int,
-                       index: torch.Tensor, slot: torch.Tensor, values: torch.Tensor,
-                       energy: torch.Tensor) -> None:
+                       split: int, index: torch.Tensor, slot: torch.Tensor,
+                       values: torch.Tensor, energy: torch.Tensor) -> None:
         """The same with coarse's selection made by the product, which writes the step's
         index, slot, compact values and energy."""
-        products.select_gather_mm(dnet, partial, self.s.w_hh, P, R, S, self.dh,
-                                  self._split(values.shape[1]), index, slot, values, energy)
+        products.select_gather_mm(dnet, partial, self.s.w_hh, P, R, S, self.dh, split, index,
+                                  slot, values, energy)
 
     def h_prev(self) -> torch.Tensor:
         s = self.s
@@ -165,12 +154,13 @@ class _Loop:
 def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
+    split = loop.split(loop.width)
     for t in range(loop.steps - 1, -1, -1):
         if mask_step is None:
             loop.cell(t, dnet[t])
         else:
             mask_step(t, dnet[t])
-        loop.recur(dnet[t], index[t:t + 1], DENSE_SLICE)
+        loop.recur(dnet[t], index[t:t + 1], DENSE_SLICE, split)
     return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
 
 
@@ -185,9 +175,11 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     dnet = loop.s.x.new_empty(N, loop.width)
     partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                           device=device)
+    split = loop.split(values.shape[2])
     for t in range(T - 1, -1, -1):
         loop.cell(t, dnet, partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-        loop.recur_selected(dnet, partial, P, R, S, index[t], slot[t], values[t], energy[t])
+        loop.recur_selected(dnet, partial, P, R, S, split, index[t], slot[t], values[t],
+                            energy[t])
     grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
     grads.step_summary = _step_summary(energy, R - S, R)
     return grads
@@ -200,12 +192,11 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     norms = torch.empty(slices, blocks, device=device)
     index = torch.empty(slices, blocks - K, device=device, dtype=torch.int32)
     values = loop.s.x.new_empty(slices, blocks - K, My, Mx)
-    keep_mask = torch.empty(blocks, slices, device=device, dtype=torch.uint8)
     energy = torch.empty(T, slices, 2, device=device)
 
     def select_step(t: int, dnet: torch.Tensor) -> None:
         loop.cell(t, dnet, norms, Mx, My, "fine")
-        fine_select(norms, dnet, My, Mx, K, index, values, keep_mask, energy[t])
+        fine_select(norms, dnet, My, Mx, K, index, values, energy[t])
 
     grads = _dense(sparsifier, loop, select_step)
     grads.step_summary = _step_summary(energy, blocks - K, blocks)

@@ -58,7 +58,7 @@ GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32
 # hopper.cu's wgmma kernels where the GPU has them (sm_90) and the values are bf16; switched off
 # by benchmarks and tests that time or check the mma.sync kernels other GPUs run.
 USE_WGMMA = True
-SPLIT_K_TARGET_BLOCKS = 264  # per-step product: two waves on an H100
+TWO_WAVES = 264  # blocks of two waves on an H100 (132 SMs, two blocks each)
 # Past 16 partial sums per output the adds cost more than the shorter chains save (H100, bf16:
 # best split 16 at H 1024 and H 512, N 128; 8 at H 2048, N 256; kernel_times.py's sweep).
 SPLIT_K_LIMIT = 16
@@ -112,7 +112,7 @@ def step_split(rows: int, features: int, kc: int, dtype: torch.dtype,
     tiles, and at most SPLIT_K_LIMIT partial sums added into each output."""
     tiles = gather_kernel(rows, dtype, device)[2]
     blocks = -(-features // tiles.columns) * (rows // tiles.rows)
-    return max(1, min(kc // (2 * tiles.depth), SPLIT_K_TARGET_BLOCKS // max(blocks, 1),
+    return max(1, min(kc // (2 * tiles.depth), TWO_WAVES // max(blocks, 1),
                       SPLIT_K_LIMIT))
 
 
@@ -159,6 +159,23 @@ def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, 
 # Region sizes the in-product selection takes: powers of two up to a warp, so that a region's
 # slices sit in adjacent lanes of one warp (common.cuh's decide_coarse).
 SELECT_REGIONS = (2, 4, 8, 16, 32)
+SLICE_WIDTHS = (4, 8, 16, 32)  # P: whole 16-byte copies in float32, halves of them in bf16
+
+
+def coarse_problem(P: int, R: int, S: int, width: int) -> str | None:
+    """Why coarse (P, R, S) has no kernels at gate width 4H = `width` (None when it has)."""
+    if P not in SLICE_WIDTHS:
+        return f"coarse P={P} is not one of {', '.join(map(str, SLICE_WIDTHS))}"
+    if R not in SELECT_REGIONS or not 0 <= S < R:
+        return (f"coarse R={R}, S={S}: need R one of {', '.join(map(str, SELECT_REGIONS))} "
+                f"and 0 <= S < R")
+    if width % (P * R):
+        return f"coarse: 4H={width} is not divisible by P*R={P * R}"
+    if wgrad_regions_per_block(P, R, S) == 0:
+        return f"coarse R={R}, S={S}, P={P}: regions too large for the kernels"
+    if (width // (P * R)) * (R - S) * P % 8:
+        return "coarse: the kept columns per step must be a multiple of 8"
+    return None
 
 
 def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor, P: int,
@@ -178,18 +195,14 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     expect_kernel_dtype(dnet.dtype, "dnet")
     expect_rule(dnet.dim() == 2, f"select_gather_mm: dnet must be (N, 4H), got {tuple(dnet.shape)}")
     n, width = dnet.shape
-    expect_rule(0 <= S < R and R in SELECT_REGIONS and P in (4, 8, 16, 32)
-                and width % (P * R) == 0,
-                f"select_gather_mm: need 0 <= S < R, R one of "
-                f"{', '.join(map(str, SELECT_REGIONS))}, P one of 4, 8, 16, 32 and P*R dividing "
-                f"4H={width}")
+    problem = coarse_problem(P, R, S, width)
+    expect_rule(problem is None, f"select_gather_mm: {problem}")
     regions, keep = width // (P * R), R - S
     kc = regions * keep * P
     chunk = chunk_elements(dnet.dtype)
-    expect_rule(kc % chunk == 0 and n % SMALL_TILES.rows == 0 and b.dim() == 2
-                and b.shape[1] % chunk == 0,
-                f"select_gather_mm: the kept columns ({kc}) and F must be multiples of {chunk}, "
-                f"N ({n}) of {SMALL_TILES.rows}")
+    expect_rule(n % SMALL_TILES.rows == 0 and b.dim() == 2 and b.shape[1] % chunk == 0,
+                f"select_gather_mm: F must be a multiple of {chunk}, N ({n}) of "
+                f"{SMALL_TILES.rows}")
     expect(dnet, "dnet", dnet.dtype)
     chunks = partial.shape[0] if partial.dim() == 2 else -1
     expect(partial, "partial", torch.float32, (chunks, width // P))
@@ -221,7 +234,6 @@ def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) 
     return per_block
 
 
-WGRAD_TARGET_BLOCKS = 264  # two waves on an H100: fewer blocks split the steps between them
 WGRAD_LEAST_STEPS = 4      # steps per block, at least
 
 
@@ -275,9 +287,8 @@ def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: in
         per_block = wgrad_regions_per_block(P, R, S, tiles)
         if per_block == 0:
             return False
-        blocks = -(-features // tiles.columns) * -(-regions // per_block)
-        return (wgrad_shared_bytes(dtype, per_block * R * P, tiles) <= SHARED_LIMIT
-                and blocks >= TWO_WARPGROUP_LEAST_BLOCKS)
+        grid, _, shared = wgrad_geometry(dtype, regions, features, per_block, R * P, 1, tiles)
+        return shared <= SHARED_LIMIT and grid[0] * grid[1] >= TWO_WARPGROUP_LEAST_BLOCKS
 
     rows = wgrad_regions_per_block(P, R, S, HOPPER_WGRAD_TILES) * R * P
     if rows > HOPPER_WGRAD_NARROW_ROWS:
@@ -295,7 +306,7 @@ def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_
     """Grid (column blocks, region blocks, step splits), block and dynamic shared bytes of one
     region_wgrad launch (region_rows = R * P rows of dW per region)."""
     blocks = (-(-features // tiles.columns), -(-regions // regions_per_block))
-    split = max(1, min(steps // WGRAD_LEAST_STEPS, WGRAD_TARGET_BLOCKS // (blocks[0] * blocks[1])))
+    split = max(1, min(steps // WGRAD_LEAST_STEPS, TWO_WAVES // (blocks[0] * blocks[1])))
     return ((*blocks, split), (tiles.threads,),
             wgrad_shared_bytes(dtype, regions_per_block * region_rows, tiles))
 

@@ -33,23 +33,21 @@ __device__ void write_energy(const float* norm, const int* kept, int count, floa
 }
 
 // Fine: norms [C][B] (B = N/My row blocks); slice c = blockIdx.x is columns c*Mx .. c*Mx+Mx-1.
-// Writes index[c*(B-K) + pos] (row-block number), values [C][B-K][My][Mx],
-// keep_mask[b*C + c] (1 kept, 0 dropped), energy[c] = (kept, total), and zeroes the dropped
-// blocks in dnet (the products then run on dnet as it stands).
+// Writes index[c*(B-K) + pos] (row-block number), values [C][B-K][My][Mx], energy[c] =
+// (kept, total), and zeroes the dropped blocks in dnet (the products then run on dnet as it
+// stands).
 template <typename T>
 __device__ void fine_select(const float* norms, T* dnet, int N, int cols, int My, int Mx,
-                            int K, int* index, T* values, unsigned char* keep_mask,
-                            float* energy) {
+                            int K, int* index, T* values, float* energy) {
     __shared__ float norm[MAX_GROUP];
     __shared__ int kept[MAX_GROUP];
     __shared__ int order[MAX_GROUP];
     __shared__ int position[MAX_GROUP];
-    int tid = threadIdx.x, c = blockIdx.x, B = N / My, keep = B - K, C = cols / Mx;
+    int tid = threadIdx.x, c = blockIdx.x, B = N / My, keep = B - K;
     for (int b = tid; b < B; b += blockDim.x) norm[b] = norms[(size_t)c * B + b];
     __syncthreads();
     choose(norm, B, keep, kept, order, position);
     for (int pos = tid; pos < keep; pos += blockDim.x) index[c * keep + pos] = order[pos];
-    for (int b = tid; b < B; b += blockDim.x) keep_mask[(size_t)b * C + c] = kept[b];
     if (tid == 0) write_energy(norm, kept, B, energy + 2 * c);
     int block = My * Mx;
     T* compact = values + (size_t)c * keep * block;
@@ -113,9 +111,8 @@ extern "C" __global__ void step_summary(const float* energy, int steps, int grou
 
 #define FINE_ENTRY(NAME, T)                                                                  \
     extern "C" __global__ void NAME(const float* norms, T* dnet, int N, int cols, int My,       \
-                                    int Mx, int K, int* index, T* values,                     \
-                                    unsigned char* keep_mask, float* energy) {                \
-        fine_select<T>(norms, dnet, N, cols, My, Mx, K, index, values, keep_mask, energy);    \
+                                    int Mx, int K, int* index, T* values, float* energy) {     \
+        fine_select<T>(norms, dnet, N, cols, My, Mx, K, index, values, energy);               \
     }
 FINE_ENTRY(fine_select_float32, float)
 FINE_ENTRY(fine_select_bfloat16, bf16)

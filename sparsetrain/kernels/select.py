@@ -14,11 +14,10 @@ SUMMARY_THREADS = 256  # step_summary: a warp per step, 8 at a time
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
-                index: torch.Tensor, values: torch.Tensor, keep_mask: torch.Tensor,
-                energy: torch.Tensor) -> None:
+                index: torch.Tensor, values: torch.Tensor, energy: torch.Tensor) -> None:
     """Keep the B-K blocks of largest norm per slice; norms (C, B) squared block norms.
 
-    index (C, B-K) row-block numbers; values (C, B-K, My, Mx); keep_mask (B, C) uint8;
+    index (C, B-K) row-block numbers; values (C, B-K, My, Mx);
     energy (C, 2) kept and total squared norm. The dropped blocks of dnet become zeros.
     """
     expect_kernel_dtype(dnet.dtype, "dnet")
@@ -32,10 +31,9 @@ def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: in
     expect(norms, "norms", torch.float32, (slices, blocks))
     expect(index, "index", torch.int32, (slices, keep))
     expect(values, "values", dnet.dtype, (slices, keep, My, Mx))
-    expect(keep_mask, "keep_mask", torch.uint8, (blocks, slices))
     expect(energy, "energy", torch.float32, (slices, 2))
     launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (slices,), (THREADS,),
-           (norms, dnet, n, width, My, Mx, K, index, values, keep_mask, energy))
+           (norms, dnet, n, width, My, Mx, K, index, values, energy))
 
 
 def step_summary(energy: torch.Tensor, kept: int, of: int, out: torch.Tensor) -> None:
