@@ -8,36 +8,29 @@ most time (torch.profiler, CPU).
 Usage: python3 benchmarks/overhead.py [shape] [dtype] [method] [--profile]
        (default: large bfloat16 dense; method dense or coarse at 50%)
 """
+import dataclasses
 import sys
 import time
 
 import torch
 
-from sparsetrain.bench.measure import median_cuda_ms, method_spec, parse_shape
+from sparsetrain.bench.measure import Configuration, median_cuda_ms, parse_shape
 from sparsetrain.kernels import graphs
-from sparsetrain.nn import LSTM
+from sparsetrain.sparsify import build
 
 arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
 shape = parse_shape(arguments[0] if arguments else "large")
 dtype = getattr(torch, arguments[1] if len(arguments) > 1 else "bfloat16")
-spec = method_spec(arguments[2] if len(arguments) > 2 else "dense", 0.5, shape)
-model = LSTM(shape.hidden, shape.hidden, 1, sparsifier=spec,
-             backend="cupy").to(device="cuda", dtype=dtype)
-x = torch.randn(shape.steps, shape.batch, shape.hidden, device="cuda", dtype=dtype,
-                requires_grad=True)
-grad = torch.randn_like(x)
-output, _ = model(x)
-
-
-def backward():
-    torch.autograd.backward(output, grad, retain_graph=True)
-
+layer = Configuration(arguments[2] if len(arguments) > 2 else "dense", 0.5,
+                      dataclasses.replace(shape, layers=1), dtype)
+backward, spec = layer.backward, layer.spec
 
 whole = median_cuda_ms(backward, 5, 20)
 (key, captured), = list(graphs._graphs.items())[-1:]
 replay = median_cuda_ms(captured.graph.replay, 5, 20)
 state = captured.inputs
-run_ms = median_cuda_ms(lambda: graphs.run(graphs.build(spec), state), 5, 20)
+sparsifier = build(spec)
+run_ms = median_cuda_ms(lambda: graphs.run(sparsifier, state), 5, 20)
 torch.cuda.synchronize()
 start = time.perf_counter()
 for _ in range(40):  # past the ~30 backwards after which statistics used to stall the host

@@ -186,18 +186,20 @@ def sweep_wgrad(module, quick):
                         "ms": cublas, "split": 1, "error": 0.0, "tflops": flops / cublas / 1e9,
                         "registers": 0, "spilled_bytes": 0})
         shipped_rule = products.HOPPER_WGRAD_NARROW_ROWS
-        for narrow_past in (10 ** 9, 0) if products._wgmma(torch_dtype, values.device) else ():
-            products.HOPPER_WGRAD_NARROW_ROWS = narrow_past  # each hopper width in turn
-            out = torch.zeros(width, F, device="cuda")
-            products.region_wgrad(values, x, index, P, R, S, steps, out)
-            error = relative_error(out, expected)
-            ms = kernel_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
-            tiles = products.wgrad_kernel(torch_dtype, values.device, P, R, S, regions, F)[2]
-            results.append({"problem": problem, "kernel": "region_wgrad wgmma",
-                            "tiles": f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
-                            "ms": ms, "split": 0, "error": error, "tflops": flops / ms / 1e9,
-                            "registers": 0, "spilled_bytes": 0})
-        products.HOPPER_WGRAD_NARROW_ROWS = shipped_rule
+        try:
+            for narrow_past in (10 ** 9, 0) if products._wgmma(torch_dtype, values.device) else ():
+                products.HOPPER_WGRAD_NARROW_ROWS = narrow_past  # each hopper width in turn
+                out = torch.zeros(width, F, device="cuda")
+                products.region_wgrad(values, x, index, P, R, S, steps, out)
+                error = relative_error(out, expected)
+                ms = kernel_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
+                tiles = products.wgrad_kernel(torch_dtype, values.device, P, R, S, regions, F)[2]
+                results.append({"problem": problem, "kernel": "region_wgrad wgmma",
+                                "tiles": f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
+                                "ms": ms, "split": 0, "error": error, "tflops": flops / ms / 1e9,
+                                "registers": 0, "spilled_bytes": 0})
+        finally:
+            products.HOPPER_WGRAD_NARROW_ROWS = shipped_rule
         for i, tiles in enumerate(WGRAD_CANDIDATES):
             per_block = products.wgrad_regions_per_block(P, R, S, tiles)
             if per_block == 0:

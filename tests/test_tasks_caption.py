@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import shared_data, shared_dataset
+from conftest import shared_dataset
 from sparsetrain import ConfigError
 from sparsetrain.cli import main
 from sparsetrain.config.schema import (DataConfig, DecodeConfig, EvalConfig, ModelConfig, Recipe,
@@ -69,12 +69,11 @@ def test_the_subset_loads_with_the_counts_its_readme_gives(subset_dir):
 
 
 def test_coco_format_gzipped_captions_and_several_feature_files_load(tmp_path):
-    mini = shared_data() / "coco_mini_caption"
-    if not (mini / "captions_val2017.json.gz").is_file():
-        pytest.skip(f"coco_mini_caption not found in {mini.parent}")
-    for name in ("features_train2017_efficientnet_lite0_avgpool.npz",
-                 "features_val2017_efficientnet_lite0_avgpool.npz",
-                 "captions_train2017_mini.json", "captions_val2017.json.gz"):
+    files = ("features_train2017_efficientnet_lite0_avgpool.npz",
+             "features_val2017_efficientnet_lite0_avgpool.npz",
+             "captions_train2017_mini.json", "captions_val2017.json.gz")
+    mini = shared_dataset("coco_mini_caption", files)
+    for name in files:
         (tmp_path / name).symlink_to(mini / name)
     with np.load(mini / "features_val2017_efficientnet_lite0_avgpool.npz") as archive:
         val_ids = archive["image_id"].tolist()

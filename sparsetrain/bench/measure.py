@@ -109,7 +109,7 @@ def _interleaved(setups: list, kind: str, warmup: int, per_round: int,
     return times
 
 
-class _Configuration:
+class Configuration:
     """One method's model on one shape and dtype, its forward done, ready to time."""
 
     def __init__(self, method: str, sparsity: float, shape: Shape, dtype: torch.dtype) -> None:
@@ -133,7 +133,7 @@ class _Configuration:
 def time_methods(configurations: list[tuple[str, float]], shape: Shape, dtype: torch.dtype,
                  warmup: int = 5, repeats: int = 20, rounds: int = 5) -> list[dict]:
     """{"backward_ms", "train_ms"} (train = forward + backward; medians) for each (method,
-    sparsity) on one shape and dtype.
+    sparsity) on one shape and dtype (dense and cudnn come with sparsity 0).
 
     The configurations are timed in turn, `repeats / rounds` calls each per round, for
     `rounds` rounds: a slow spell of the machine then falls on all of them alike instead of
@@ -145,7 +145,7 @@ def time_methods(configurations: list[tuple[str, float]], shape: Shape, dtype: t
     # the rounds interleave: an evicted graph would be captured again inside a timed call.
     graphs.CACHED_GRAPHS = max(cached, 2 * len(configurations) + 2)
     try:
-        setups = [_Configuration(method, level, shape, dtype) for method, level in configurations]
+        setups = [Configuration(method, level, shape, dtype) for method, level in configurations]
         samples = {kind: _interleaved(setups, kind, warmup, -(-repeats // rounds), rounds)
                    for kind in ("backward", "train_step")}
     finally:
@@ -155,7 +155,7 @@ def time_methods(configurations: list[tuple[str, float]], shape: Shape, dtype: t
         backward, train = samples["backward"][i], samples["train_step"][i]
         rows.append({
             "method": setup.method,
-            "sparsity": 0.0 if setup.method in ("dense", "cudnn") else setup.sparsity,
+            "sparsity": setup.sparsity,
             "spec": setup.spec,
             "backward_ms": statistics.median([t for r in backward for t in r]),
             "train_ms": statistics.median([t for r in train for t in r]),

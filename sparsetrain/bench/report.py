@@ -10,6 +10,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from sparsetrain.files import write_text_atomically
+from sparsetrain.report.plots import pyplot, save
+
 
 def environment() -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__,
@@ -55,17 +58,13 @@ def print_table(rows: list[dict], console: Console | None = None) -> None:
 
 
 def write_json(rows: list[dict], path: pathlib.Path, settings: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"environment": environment(), "settings": settings,
-                                "results": rows}, indent=2) + "\n")
+    write_text_atomically(path, json.dumps({"environment": environment(), "settings": settings,
+                                            "results": rows}, indent=2) + "\n")
 
 
 def write_chart(rows: list[dict], path: pathlib.Path) -> None:
     """One group of bars (backward ms) per shape and dtype, one bar per method/sparsity."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     groups = sorted({(r["shape"], r["dtype"]) for r in rows if r.get("backward_ms")})
     labels = sorted({(r["method"], r["sparsity"]) for r in rows if r.get("backward_ms")},
                     key=lambda m: (m[0] != "cudnn", m[0] != "dense", m))
@@ -85,6 +84,4 @@ def write_chart(rows: list[dict], path: pathlib.Path) -> None:
     axes.set_ylabel("backward ms (median)")
     axes.legend(fontsize="small", ncol=2)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save(figure, path)

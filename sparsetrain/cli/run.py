@@ -92,7 +92,7 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> bool:
     """True when the run is already complete (nothing to do); errors when it cannot resume."""
     status = run.status()
     if status == "completed":
-        click.echo(f"run {run.path} already completed; see {run.path / 'summary.json'}")
+        click.echo(f"run {run.path} already completed; see {run.file(SUMMARY)}")
         return True
     if not run.resumable(status):
         raise UserError(f"--resume: nothing to resume in {run.path} (no checkpoint); "

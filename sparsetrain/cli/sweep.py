@@ -112,10 +112,9 @@ def _live(runner: SweepRunner) -> None:
         return Group(overall, table)
 
     with Live(render(), console=Console(), refresh_per_second=2) as display:
-        runner.on_change = lambda state: display.update(render())
+        # Every pass of the runner ends in a tick, after any state changes: one redraw each.
         runner.on_tick = lambda: display.update(render())
         runner.run()
-        display.update(render())
 
 
 def _report(runner: SweepRunner, sweep_file: Path, root: Path) -> None:
