@@ -48,7 +48,7 @@ def module_source():
     for i, tiles in enumerate(WGRAD_CANDIDATES):
         lines.append(f"typedef {tiles.cuda()} WgradTry{i};")
         for dtype, ctype in (("float32", "float"), ("bfloat16", "bf16")):
-            lines.append(f"WGRAD_ENTRY(try{i}_wgrad_{dtype}, {ctype}, WgradTry{i})")
+            lines.append(f"WGRAD_ENTRY(try{i}_wgrad_{dtype}, {ctype}, WgradTry{i}, false)")
     return "\n".join(lines)
 
 
@@ -174,6 +174,9 @@ def sweep_wgrad(module, quick):
         values = torch.randn(steps * N, kc, device="cuda").to(torch_dtype)
         x = torch.randn(steps * N, F, device="cuda").to(torch_dtype)
         index = kept_index(steps, width // P, regions, keep, "cuda")
+        slot = torch.full((steps, width // P), -1, dtype=torch.int32, device="cuda")
+        slot.scatter_(1, index.long(), torch.arange(index.shape[1], dtype=torch.int32,
+                                                    device="cuda").expand(steps, -1).contiguous())
         expected = torch.zeros(width, F, dtype=torch.float64, device="cuda")
         for t in range(steps):
             rows = (index[t].long()[:, None] * P + torch.arange(P, device="cuda")).flatten()
@@ -190,9 +193,10 @@ def sweep_wgrad(module, quick):
             for narrow_past in (10 ** 9, 0) if products._wgmma(torch_dtype, values.device) else ():
                 products.HOPPER_WGRAD_NARROW_ROWS = narrow_past  # each hopper width in turn
                 out = torch.zeros(width, F, device="cuda")
-                products.region_wgrad(values, x, index, P, R, S, steps, out)
+                products.region_wgrad(values, x, index, slot, P, R, S, steps, out)
                 error = relative_error(out, expected)
-                ms = kernel_ms(lambda: products.region_wgrad(values, x, index, P, R, S, steps, out))
+                ms = kernel_ms(lambda: products.region_wgrad(values, x, index, slot, P, R, S,
+                                                             steps, out))
                 tiles = products.wgrad_kernel(torch_dtype, values.device, P, R, S, regions, F)[2]
                 results.append({"problem": problem, "kernel": "region_wgrad wgmma",
                                 "tiles": f"hopper {tiles.rows}x{tiles.columns}x{tiles.depth}",
@@ -205,12 +209,12 @@ def sweep_wgrad(module, quick):
             if per_block == 0:
                 continue
             grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, per_block,
-                                                          R * P, steps, tiles)
+                                                          P, R, steps, tiles)
             if shared > SHARED_LIMIT:
                 continue
             function = module.get_function(f"try{i}_wgrad_{dtype}")
             out = torch.zeros(width, F, device="cuda")
-            args = (values, x, index, P, R, S, steps, N, F, kc, per_block, out)
+            args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out)
 
             def work():
                 if grid[2] > 1:

@@ -1,9 +1,11 @@
-"""Which wgmma region_wgrad each accumulator takes, timed on the dW products of the bench shapes
-(bf16, H100): for a small accumulator (dense: P 4, R 8, S 0) one warpgroup of 128 columns
-("wide") or two that share each B tile ("tall", 128 compact columns); for a large one (coarse
-50%: S 4) one warpgroup of 64 columns ("narrow", two blocks per SM) or two that share each A
-tile ("pair", one block per SM, four stages). Each is checked against torch and timed
-(bench.measure.kernel_ms).
+"""Which weight-gradient kernel each selection takes, timed on the dW products of the bench
+shapes (H100). Where every slice is kept (dense: P 4, R 8, S 0): "keep_all" (sums in
+registers) against the shared-accumulator kernels, one warpgroup of 128 columns ("wide") or
+two that share each B tile ("tall"), and in float32 against mma.sync's shared accumulator
+("mma"). For coarse 50% (S 4): "masked" (products.masked_wgrad: dnet's dropped slices read as
+zeros, sums in registers) against region_wgrad's adds into the kept rows of a shared
+accumulator, one warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"),
+and mma.sync in float32. Each is checked against torch and timed (bench.measure.kernel_ms).
 
 Usage: python3 benchmarks/wgrad_warpgroups.py
 Writes $OUT/wgrad_warpgroups.json (or benchmarks/results/ without $OUT) and prints a table.
@@ -18,51 +20,79 @@ from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import products
 
 P, R = 4, 8
-CHOICES = {0: ("HOPPER_WGRAD_SMALL_ACCUMULATOR", ("wide", "tall")),
-           4: ("HOPPER_WGRAD_LARGE_ACCUMULATOR", ("narrow", "pair"))}
+# (S, dtype, kernel): the products settings that select it
+CHOICES = [
+    (0, torch.bfloat16, "keep_all", {}),
+    (0, torch.bfloat16, "wide", {"WGRAD_KEEP_ALL": False,
+                                 "HOPPER_WGRAD_SMALL_ACCUMULATOR": "wide"}),
+    (0, torch.bfloat16, "tall", {"WGRAD_KEEP_ALL": False,
+                                 "HOPPER_WGRAD_SMALL_ACCUMULATOR": "tall"}),
+    (0, torch.float32, "keep_all", {}),
+    (0, torch.float32, "mma", {"WGRAD_KEEP_ALL": False}),
+    (4, torch.bfloat16, "masked", {}),
+    (4, torch.bfloat16, "narrow", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "narrow"}),
+    (4, torch.bfloat16, "pair", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "pair"}),
+    (4, torch.float32, "mma", {}),
+]
 
 
-def problem(hidden: int, batch: int, steps: int, S: int):
+def problem(hidden: int, batch: int, steps: int, S: int, dtype: torch.dtype):
+    """dnet, its compact values, index, slot, x and the weight gradient in float64."""
     width, keep = 4 * hidden, R - S
     regions = width // (P * R)
-    values = torch.randn(steps * batch, regions * keep * P, device="cuda").bfloat16()
-    x = torch.randn(steps * batch, hidden, device="cuda").bfloat16()
+    dnet = torch.randn(steps * batch, width, device="cuda").to(dtype)
+    x = torch.randn(steps * batch, hidden, device="cuda").to(dtype)
     index = torch.stack([torch.cat([g * R + torch.randperm(R, device="cuda")[:keep].sort().values
                                     for g in range(regions)]) for _ in range(steps)]).int()
+    slot = torch.full((steps, width // P), -1, dtype=torch.int32, device="cuda")
+    slot.scatter_(1, index.long(), torch.arange(index.shape[1], dtype=torch.int32,
+                                                device="cuda").expand(steps, -1).contiguous())
+    values = torch.empty(steps * batch, regions * keep * P, device="cuda", dtype=dtype)
     expected = torch.zeros(width, hidden, dtype=torch.float64, device="cuda")
     for t in range(steps):
-        rows = (index[t].long()[:, None] * P + torch.arange(P, device="cuda")).flatten()
-        expected[rows] += (values[t * batch:(t + 1) * batch].double().t()
-                           @ x[t * batch:(t + 1) * batch].double())
-    return values, x, index, expected
+        rows = slice(t * batch, (t + 1) * batch)
+        columns = (index[t].long()[:, None] * P + torch.arange(P, device="cuda")).flatten()
+        values[rows] = dnet[rows][:, columns]
+        expected[columns] += values[rows].double().t() @ x[rows].double()
+    return dnet, values, index, slot, x, expected
 
 
 def main():
     results = []
     for name in ("large", "xl", "nmt", "ptb"):
         hidden, batch, steps, _ = SHAPES[name]
-        for S, (setting, choices) in CHOICES.items():
-            values, x, index, expected = problem(hidden, batch, steps, S)
+        problems = {}
+        for S, dtype, kernel, settings in CHOICES:
+            if (S, dtype) not in problems:
+                problems = {(S, dtype): problem(hidden, batch, steps, S, dtype)}
+            dnet, values, index, slot, x, expected = problems[(S, dtype)]
             out = torch.zeros(expected.shape, device="cuda")
             flops = 2 * values.shape[0] * values.shape[1] * x.shape[1]
-            shipped = getattr(products, setting)
-            for choice in choices:
-                setattr(products, setting, choice)
+            shipped = {setting: getattr(products, setting) for setting in settings}
+            try:
+                for setting, value in settings.items():
+                    setattr(products, setting, value)
 
                 def work():
-                    products.region_wgrad(values, x, index, P, R, S, steps, out)
+                    if kernel == "masked":
+                        products.masked_wgrad(dnet, x, slot, P, steps, out)
+                    else:
+                        products.region_wgrad(values, x, index, slot, P, R, S, steps, out)
                 work()
                 error = ((out.double() - expected).norm() / expected.norm()).item()
                 ms = kernel_ms(work)
-                results.append({"shape": name, "S": S, "kernel": choice, "ms": ms,
-                                "error": error, "tflops": flops / ms / 1e9})
-            setattr(products, setting, shipped)
+            finally:
+                for setting, value in shipped.items():
+                    setattr(products, setting, value)
+            results.append({"shape": name, "S": S, "dtype": str(dtype).split(".")[1],
+                             "kernel": kernel, "ms": ms, "error": error,
+                             "tflops": flops / ms / 1e9})
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "wgrad_warpgroups.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
-    print(f"{'shape':6} {'S':>2} {'kernel':7} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
+    print(f"{'shape':6} {'S':>2} {'dtype':8} {'kernel':8} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
     for r in results:
-        print(f"{r['shape']:6} {r['S']:2} {r['kernel']:7} {1000 * r['ms']:8.1f} "
+        print(f"{r['shape']:6} {r['S']:2} {r['dtype']:8} {r['kernel']:8} {1000 * r['ms']:8.1f} "
               f"{r['tflops']:8.1f} {r['error']:9.2e}")
 
 

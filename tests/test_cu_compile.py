@@ -52,7 +52,11 @@ def test_products_tilings_match_their_python_mirrors():
                          ("region_wgrad_hopper_tall_bfloat16", products.HOPPER_WGRAD_TALL_TILES),
                          ("region_wgrad_hopper_narrow_bfloat16",
                           products.HOPPER_WGRAD_NARROW_TILES),
-                         ("region_wgrad_hopper_pair_bfloat16", products.HOPPER_WGRAD_PAIR_TILES)]:
+                         ("region_wgrad_hopper_pair_bfloat16", products.HOPPER_WGRAD_PAIR_TILES),
+                         ("region_wgrad_hopper_keep_all_bfloat16",
+                          products.HOPPER_WGRAD_REGISTER_TILES),
+                         ("region_wgrad_hopper_masked_bfloat16",
+                          products.HOPPER_WGRAD_REGISTER_TILES)]:
         groups_m, groups_n = tiles.warps_m // 4, tiles.warps_n  # warpgroups along M and N
         assert tiles.rows == 64 * groups_m, entry
         assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups_n}, {groups_m}, "

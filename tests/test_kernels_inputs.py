@@ -98,7 +98,8 @@ def test_gather_mm_refuses_split_k_into_bfloat16():
 def test_region_wgrad_refuses_regions_too_large_for_shared_memory():
     with pytest.raises(ConfigError, match="exceed the shared-memory"):
         products.region_wgrad(torch.zeros(64, 128), torch.zeros(64, 8),
-                              torch.zeros(2, 32, dtype=torch.int32), 4, 128, 96, 2,
+                              torch.zeros(2, 32, dtype=torch.int32),
+                              torch.zeros(2, 128, dtype=torch.int32), 4, 128, 96, 2,
                               torch.zeros(512, 8))
 
 

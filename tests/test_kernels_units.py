@@ -237,28 +237,60 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (6, 2), (4, 3)])
+# (8, 0): every slice kept; (8, 2): a small shared accumulator
+@pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (8, 2), (6, 2), (4, 3)])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [32, 136])  # 136: a step spans three 64-row tiles
+@pytest.mark.parametrize("P", [4, 8])
 @pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "mma"])
-def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, kernels,
+def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P, kernels,
                                                         monkeypatch):
     monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
     if kernels == "wgmma two warpgroups":  # however few the blocks
         monkeypatch.setattr(products, "TWO_WARPGROUP_LEAST_BLOCKS", 0)
-    P, regions, features = 4, 4, 160
+    regions, features = 4, 160
     keep = R - S
     values = randn(steps * n, regions * keep * P, dtype=dtype)
     x = randn(steps * n, features, dtype=dtype)
     index = torch.stack([torch.cat([g * R + torch.randperm(R, device="cuda")[:keep].sort().values
                                     for g in range(regions)]) for _ in range(steps)]).int()
+    slot = torch.full((steps, regions * R), -1, dtype=torch.int32)
+    for t in range(steps):
+        for position, slice_number in enumerate(index[t].tolist()):
+            slot[t, slice_number] = position
     out = poisoned(regions * R * P, features)
-    products.region_wgrad(values, x, index, P, R, S, steps, out)
+    products.region_wgrad(values, x, index, slot.cuda(), P, R, S, steps, out)
     expected = torch.zeros(regions * R * P, features, dtype=torch.float64, device="cuda")
     for t in range(steps):
         rows = _gathered_rows(index[t], P)
         expected[rows] += values[t * n:(t + 1) * n].double().t() @ x[t * n:(t + 1) * n].double()
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("P", [4, 8, 16])
+@pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
+@pytest.mark.parametrize("n", [64, 136])  # 136: a step spans three 64-row tiles
+def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n):
+    width, features = 384, 160
+    if not products.masked_wgrad_fits(torch.bfloat16, torch.device("cuda"), P, steps, width,
+                                      features):
+        pytest.skip("masked_wgrad needs wgmma (sm_90)")
+    dnet = randn(steps * n, width, dtype=torch.bfloat16)
+    x = randn(steps * n, features, dtype=torch.bfloat16)
+    kept = torch.rand(steps, width // P) < 0.5
+    kept[:, :3] = torch.tensor([True, False, True])  # a dropped slice between kept ones
+    slot = torch.where(kept, kept.int().cumsum(1) - 1, -1).int()
+    out = poisoned(width, features)
+    products.masked_wgrad(dnet, x, slot.cuda(), P, steps, out)
+    expected = torch.zeros(width, features, dtype=torch.float64)
+    for t in range(steps):
+        rows = slice(t * n, (t + 1) * n)
+        for j in range(width // P):
+            if kept[t, j]:
+                columns = slice(j * P, (j + 1) * P)
+                expected[columns] += (dnet[rows, columns].double().t()
+                                      @ x[rows].double()).cpu()
+    assert relative_error(out.cpu(), expected) < PRODUCT_TOLERANCE[torch.bfloat16]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -6,7 +6,8 @@ s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T
     dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
     coarse  norms fused into the cell step; each step's product selects the kept slices
             itself, reads them from dnet and writes the step's compact form and index; every
-            product reads only the kept slices (index into W rows / dW rows, nothing copied)
+            product reads only the kept slices (index into W rows / dW rows, nothing copied);
+            on wgmma the weight gradients read dnet with the dropped slices masked to zeros
     fine    norms fused into the cell step; selection writes the compact form and zeroes
             the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
@@ -129,16 +130,21 @@ class _Loop:
         return torch.cat([s.h0.unsqueeze(0), s.output[:-1]]).reshape(-1, self.hidden)
 
     def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor,
-               P: int, R: int, S: int) -> LayerGrads:
-        """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc)."""
+               P: int, R: int, S: int, dnet: torch.Tensor | None = None) -> LayerGrads:
+        """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc);
+        with dnet (T*N x 4H, every step's) the weight gradients mask it where they can."""
         s, dtype = self.s, self.s.x.dtype
         x_flat = s.x.reshape(-1, s.x.shape[2])
         d_x = torch.empty(x_flat.shape, device=x_flat.device, dtype=dtype)
         products.gather_mm(values, s.w_ih, index, P, self.batch, d_x)
         d_w_ih = torch.empty(self.width, x_flat.shape[1], device=x_flat.device)
-        products.region_wgrad(values, x_flat, index, P, R, S, self.steps, d_w_ih)
         d_w_hh = torch.empty(self.width, self.hidden, device=x_flat.device)
-        products.region_wgrad(values, self.h_prev(), index, P, R, S, self.steps, d_w_hh)
+        for inputs, d_w in ((x_flat, d_w_ih), (self.h_prev(), d_w_hh)):
+            if dnet is not None and products.masked_wgrad_fits(
+                    dtype, dnet.device, P, self.steps, self.width, inputs.shape[1]):
+                products.masked_wgrad(dnet, inputs, slot, P, self.steps, d_w)
+            else:
+                products.region_wgrad(values, inputs, index, slot, P, R, S, self.steps, d_w)
         columns = torch.empty(self.steps, self.width, device=x_flat.device)
         products.step_column_sums(values, slot, P, self.steps, columns)
         return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), d_w_ih.to(dtype),
@@ -172,15 +178,16 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     index = torch.empty(T, regions, keep, device=device, dtype=torch.int32)
     slot = torch.empty(T, loop.width // P, device=device, dtype=torch.int32)
     energy = torch.empty(T, regions, 2, device=device)
-    dnet = loop.s.x.new_empty(N, loop.width)
+    dnet = loop.s.x.new_empty(T, N, loop.width)
     partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                           device=device)
     split = loop.split(values.shape[2])
     for t in range(T - 1, -1, -1):
-        loop.cell(t, dnet, partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-        loop.recur_selected(dnet, partial, P, R, S, split, index[t], slot[t], values[t],
+        loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+        loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
                             energy[t])
-    grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S)
+    grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
+                        dnet.reshape(T * N, -1))
     grads.step_summary = _step_summary(energy, R - S, R)
     return grads
 

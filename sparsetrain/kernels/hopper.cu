@@ -180,18 +180,31 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 // accumulator rows of that step's kept slices (its own rows and columns). Dynamic shared
 // memory: STAGES stages of wgrad_hopper_stage() elements (1024-byte aligned for the swizzle),
 // then the accumulator (rows x (BN + 8) floats).
+// Two other ways to sum, in registers over all steps, written once, with no shared
+// accumulator and no wait at the end of each step:
+// - KEEP_ALL (S = 0, as dense and fine run): every step keeps every slice in order, so compact
+//   column m is dW row m0 + m in every step.
+// - MASKED: vals is dnet itself (Kc = 4H, R = 1, S = 0: each slice its own region), and the
+//   block's tile is BM rows of dW = columns of dnet, of which A reads only the slices the step
+//   kept (slot[s][slice] >= 0) and zero-fills the dropped ones. Dropped slices cost
+//   tensor-core work but no memory traffic, and no step waits for its products. Its dynamic
+//   shared memory holds, after the stages, which halves of each 8-column chunk each of its
+//   steps kept.
+enum WgradSum { SHARED_ACCUMULATOR, KEEP_ALL, MASKED };
+
 template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage() {
     return 64 * BM + 64 * BN;
 }
 
-template <int WG_BN, int WG_M, int WG_N, int STAGES, bool ALTERNATE>
-__device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index, int P,
-                                    int R, int S, int steps, int N, int F, int Kc,
-                                    int regions_per_block, float* dW) {
+template <int WG_BN, int WG_M, int WG_N, int STAGES, bool ALTERNATE, WgradSum SUM>
+__device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index,
+                                    const int* slot, int P, int R, int S, int steps, int N,
+                                    int F, int Kc, int regions_per_block, float* dW) {
     constexpr int BM = 64 * WG_M, BN = WG_BN * WG_N, BK = 64, THREADS = 128 * WG_M * WG_N;
     constexpr int ACC_STRIDE = BN + 8, M_CHUNKS = BM / 8, N_CHUNKS = BN / 8;
     constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
     constexpr int STAGE = wgrad_hopper_stage<BM, BN>();
+    static_assert(THREADS % M_CHUNKS == 0, "a thread's A chunks share their columns");
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     float* acc = reinterpret_cast<float*>(stages + STAGES * STAGE);
@@ -205,20 +218,54 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
     int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
     int first_step = blockIdx.z * steps_per_split;
     int k_tiles = (N + BK - 1) / BK;
-    int tiles = max(0, min(steps - first_step, steps_per_split)) * k_tiles;
-    for (int i = tid; i < acc_rows * ACC_STRIDE; i += THREADS) acc[i] = 0.f;
+    int my_steps = max(0, min(steps - first_step, steps_per_split)), tiles = my_steps * k_tiles;
+    if constexpr (SUM == SHARED_ACCUMULATOR)
+        for (int i = tid; i < acc_rows * ACC_STRIDE; i += THREADS) acc[i] = 0.f;
+    // MASKED: per step and 8-column chunk of the block's columns of dnet, which of its two
+    // 4-column halves the step kept (bit 0: the first, bit 1: the second; both or neither
+    // where P >= 8), so that the loads need no lookup by slice
+    int* kept_halves = reinterpret_cast<int*>(acc);
+    if constexpr (SUM == MASKED) {
+        int slices = Kc / P;
+        for (int i = tid; i < my_steps * M_CHUNKS; i += THREADS) {
+            const int* step_slot = slot + (size_t)(first_step + i / M_CHUNKS) * slices;
+            int column = m0 + 8 * (i % M_CHUNKS), code = 0;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                int j = (column + 4 * half) / P;
+                code |= (column < Kc && step_slot[j] >= 0) << half;
+            }
+            kept_halves[i] = code;
+        }
+        __syncthreads();
+    }
     auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BK * BM;
         int s = first_step + tile / k_tiles, k0 = (tile % k_tiles) * BK;
         const bf16* v = vals + (size_t)s * N * Kc;
         const bf16* x = X + (size_t)s * N * F;
+        // MASKED: a thread's A chunks share their columns (THREADS is a multiple of M_CHUNKS)
+        int tile_halves = SUM == MASKED ? kept_halves[(tile / k_tiles) * M_CHUNKS + tid % M_CHUNKS]
+                                        : 0;
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
             int e = i * THREADS + tid, k = e / M_CHUNKS, m_chunk = e % M_CHUNKS, m = 8 * m_chunk;
-            int bytes = k0 + k < N ? max(0, min(8, m_count - m)) * 2 : 0;
-            copy_async16(As + (m_chunk / 8) * BK * 64 + swizzled(k, m_chunk % 8),
-                         bytes ? v + (size_t)(k0 + k) * Kc + m0 + m : vals, bytes);
+            bf16* to = As + (m_chunk / 8) * BK * 64 + swizzled(k, m_chunk % 8);
+            if constexpr (SUM == MASKED) {
+                // columns m..m+7 of dnet, a dropped half as zeros
+                int code = k0 + k < N ? tile_halves : 0;
+                const bf16* from = v + (size_t)(k0 + k) * Kc + m0 + m;
+                if (code != 2) {  // the second half's zeros past src_bytes
+                    copy_async16(to, code ? from : vals, code == 3 ? 16 : 8 * code);
+                } else {
+                    copy_async8(to, vals, 0);
+                    copy_async8(to + 4, from + 4, 8);
+                }
+            } else {
+                int bytes = k0 + k < N ? max(0, min(8, m_count - m)) * 2 : 0;
+                copy_async16(to, bytes ? v + (size_t)(k0 + k) * Kc + m0 + m : vals, bytes);
+            }
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
@@ -274,13 +321,15 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
             for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
                 wgmma_64xn<WG_BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
                                      tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
-                                     k_tile > 0 || j > 0);
+                                     (SUM != SHARED_ACCUMULATOR ? tile : k_tile) > 0 || j > 0);
         };
         wgmma_fence();
         if (ALTERNATE && (s - first_step) % 2 == 1) multiply(d_odd);
         else multiply(d_even);
         wgmma_commit();
-        if constexpr (ALTERNATE) {
+        if constexpr (SUM != SHARED_ACCUMULATOR) {
+            wgmma_wait<1>();
+        } else if constexpr (ALTERNATE) {
             wgmma_wait<1>();  // the group before this one is done
             if (pending >= 0) {
                 add_pending(pending);
@@ -295,6 +344,20 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         }
     }
     wgmma_wait<0>();
+    if constexpr (SUM != SHARED_ACCUMULATOR) {
+        if (tiles == 0) return;  // a step split with no steps: nothing to add
+        int m = group_m * 64 + warp * 16 + lane / 4, col = n0 + group_n * WG_BN + 2 * (lane % 4);
+#pragma unroll
+        for (int half = 0; half < 2; ++half)
+            if (m + 8 * half < m_count)
+#pragma unroll
+                for (int i = 0; i < WG_BN / 8; ++i)
+                    if (col + 8 * i < F)
+                        store_pair(dW + (size_t)(m0 + m + 8 * half) * F + col + 8 * i,
+                                   d_even[4 * i + 2 * half], d_even[4 * i + 2 * half + 1],
+                                   gridDim.z > 1);
+        return;
+    }
     if (pending >= 0) add_pending(pending);
     __syncthreads();
     store_accumulator<THREADS, BN>(acc, acc_rows, ACC_STRIDE,
@@ -331,14 +394,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
 // the deeper ring costs no occupancy). The one-warpgroup kernels alternate accumulators (4-11%
 // faster); the two-warpgroup ones ran 9-17% slower so and do not
 // (benchmarks/results/history/v7_wgrad_alternate.json).
-#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES, ALTERNATE)                         \
-    extern "C" __global__ void __launch_bounds__(128 * WG_M * WG_N) NAME(                      \
-        const bf16* vals, const bf16* X, const int* index, int P, int R, int S, int steps,      \
-        int N, int F, int Kc, int regions_per_block, float* dW) {                               \
-        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES, ALTERNATE>(                              \
-            vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block, dW);                   \
+// BLOCKS: blocks per SM the registers must leave room for.
+#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM, BLOCKS)            \
+    extern "C" __global__ void __launch_bounds__(128 * WG_M * WG_N, BLOCKS) NAME(              \
+        const bf16* vals, const bf16* X, const int* index, const int* slot, int P, int R,       \
+        int S, int steps, int N, int F, int Kc, int regions_per_block, float* dW) {             \
+        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM>(                         \
+            vals, X, index, slot, P, R, S, steps, N, F, Kc, regions_per_block, dW);             \
     }
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3, true)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3, true)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4, false)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3, true, SHARED_ACCUMULATOR, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false, SHARED_ACCUMULATOR, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3, true, SHARED_ACCUMULATOR, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4, false, SHARED_ACCUMULATOR, 1)
+// Sums in registers: two warpgroups sharing the B tile, and two blocks an SM (96 KB of stages
+// each; masked: plus its kept halves).
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_bfloat16, 128, 2, 1, 3, false, KEEP_ALL, 2)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_bfloat16, 128, 2, 1, 3, false, MASKED, 2)

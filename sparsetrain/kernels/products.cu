@@ -166,11 +166,14 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
 // another, so short chains keep more SMs busy.
 // Dynamic shared memory: the accumulator (regions_per_block*R*P x (C::BN + 8) floats; the pad
 // makes the float2 adds conflict-free), then C::STAGES stages of wgrad_stage<T, C>() elements.
+// KEEP_ALL (S = 0, as dense and fine run): compact column m is dW row m0 + m in every step, so
+// the sum stays in registers over all steps and is written once; no accumulator in shared
+// memory (which leaves room for a second block per SM).
 template <typename T, class C> __host__ __device__ constexpr int wgrad_stage() {
     return C::BK * (C::BM + Layout<T>::KMAJOR_PAD) + C::BK * (C::BN + Layout<T>::KMAJOR_PAD);
 }
 
-template <typename T, class C>
+template <typename T, class C, bool KEEP_ALL>
 __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P, int R, int S,
                              int steps, int N, int F, int Kc, int regions_per_block, float* dW) {
     constexpr int KS = Mma<T>::K, CH = Layout<T>::CHUNK, ACC_STRIDE = C::BN + 8;
@@ -184,13 +187,14 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
     int m0 = first_region * Kr, m_count = regions * Kr, n0 = blockIdx.x * C::BN;
     int acc_rows = regions * RP;
     float* acc = reinterpret_cast<float*>(shared_bytes);
-    T* stages = reinterpret_cast<T*>(acc + regions_per_block * RP * ACC_STRIDE);
+    T* stages = reinterpret_cast<T*>(KEEP_ALL ? acc : acc + regions_per_block * RP * ACC_STRIDE);
     int wm = (warp / C::WARPS_N) * C::WM, wn = (warp % C::WARPS_N) * C::WN;
     int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
     int first_step = blockIdx.z * steps_per_split;
     int k_tiles = (N + C::BK - 1) / C::BK;
     int tiles = max(0, min(steps - first_step, steps_per_split)) * k_tiles;
-    for (int i = tid; i < acc_rows * ACC_STRIDE; i += C::THREADS) acc[i] = 0.f;
+    if constexpr (!KEEP_ALL)
+        for (int i = tid; i < acc_rows * ACC_STRIDE; i += C::THREADS) acc[i] = 0.f;
     auto issue = [&](int tile) {
         T* As = stages + (tile % C::STAGES) * wgrad_stage<T, C>();
         T* Bs = As + C::BK * LDA;
@@ -227,7 +231,7 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
         __syncthreads();
         if (tile + C::STAGES - 1 < tiles) issue(tile + C::STAGES - 1);
         copy_async_commit();
-        if (k_tile == 0) {
+        if ((KEEP_ALL ? tile : k_tile) == 0) {
 #pragma unroll
             for (int mt = 0; mt < C::MT; ++mt)
 #pragma unroll
@@ -252,7 +256,7 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
 #pragma unroll
                     for (int nt = 0; nt < C::NT; ++nt) Mma<T>::mma(c[mt][nt], a[mt], b[nt]);
             }
-            if (k_tile == k_tiles - 1) {  // step s done: add into its kept slices' rows
+            if (!KEEP_ALL && k_tile == k_tiles - 1) {  // step s done: add into its kept rows
                 const int* idx = index + (size_t)s * (Kc / P);
 #pragma unroll
                 for (int mt = 0; mt < C::MT; ++mt)
@@ -268,6 +272,21 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
                     }
             }
         }
+    }
+    if constexpr (KEEP_ALL) {
+        if (tiles == 0 || !active) return;  // a step split with no steps: nothing to add
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+                for (int half = 0; half < 2; ++half) {
+                    int m = wm + 16 * mt + g + 8 * half, col = n0 + wn + 8 * nt + 2 * t;
+                    if (m < m_count && col < F)
+                        store_pair(dW + (size_t)(m0 + m) * F + col, c[mt][nt][2 * half],
+                                   c[mt][nt][2 * half + 1], gridDim.z > 1);
+                }
+        return;
     }
     __syncthreads();
     store_accumulator<C::THREADS, C::BN>(acc, acc_rows, ACC_STRIDE,
@@ -328,15 +347,18 @@ typedef Tiles<64, 128, 32, 2, 4, 3> WgradTiles;
 GATHER_ENTRIES(small, SmallTiles)
 GATHER_ENTRIES(large, LargeTiles)
 
-#define WGRAD_ENTRY(NAME, T, TILES)                                                            \
+// (slot: as hopper.cu's entries take it; these kernels read index.)
+#define WGRAD_ENTRY(NAME, T, TILES, KEEP_ALL)                                                  \
     extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                         \
-        const T* vals, const T* X, const int* index, int P, int R, int S, int steps, int N,     \
-        int F, int Kc, int regions_per_block, float* dW) {                                     \
-        region_wgrad<T, TILES>(vals, X, index, P, R, S, steps, N, F, Kc, regions_per_block,    \
-                               dW);                                                            \
+        const T* vals, const T* X, const int* index, const int* slot, int P, int R, int S,     \
+        int steps, int N, int F, int Kc, int regions_per_block, float* dW) {                   \
+        region_wgrad<T, TILES, KEEP_ALL>(vals, X, index, P, R, S, steps, N, F, Kc,             \
+                                         regions_per_block, dW);                               \
     }
-WGRAD_ENTRY(region_wgrad_float32, float, WgradTiles)
-WGRAD_ENTRY(region_wgrad_bfloat16, bf16, WgradTiles)
+WGRAD_ENTRY(region_wgrad_float32, float, WgradTiles, false)
+WGRAD_ENTRY(region_wgrad_bfloat16, bf16, WgradTiles, false)
+WGRAD_ENTRY(region_wgrad_keep_all_float32, float, WgradTiles, true)
+WGRAD_ENTRY(region_wgrad_keep_all_bfloat16, bf16, WgradTiles, true)
 
 #define COLSUM_ENTRY(NAME, T)                                                                  \
     extern "C" __global__ void NAME(const T* vals, const int* slot, int P, int N, int Kc,       \

@@ -41,6 +41,8 @@ HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: on
 HOPPER_WGRAD_TALL_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)   # two, sharing B tiles
 HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
 HOPPER_WGRAD_PAIR_TILES = Tiles(64, 128, 64, 4, 2, 4, padded=False)  # two, sharing A tiles
+# two warpgroups summing in registers (keep_all, masked): no shared accumulator
+HOPPER_WGRAD_REGISTER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
 # it: "narrow" (one warpgroup, 64 columns) or "pair" (where it pays).
@@ -50,6 +52,9 @@ HOPPER_WGRAD_LARGE_ACCUMULATOR = "pair"
 # wave of those they ran 3-13% slower (nmt, ptb), with 256 and more 2-8% faster (large, xl;
 # benchmarks/results/wgrad_warpgroups.json).
 TWO_WARPGROUP_LEAST_BLOCKS = 132
+# S = 0 (dense, fine): region_wgrad sums in registers ("keep_all" kernels); switched off by
+# benchmarks that time the shared-accumulator kernels on the same products.
+WGRAD_KEEP_ALL = True
 KMAJOR_PAD = 8          # products.cu Layout::KMAJOR_PAD (elements)
 ACCUMULATOR_ROWS = 256  # region_wgrad's shared accumulator: 136 KB of float32
 SHARED_LIMIT = 232448   # dynamic shared memory one block may opt into (sm_90)
@@ -237,10 +242,12 @@ def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) 
 WGRAD_LEAST_STEPS = 4      # steps per block, at least
 
 
-def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: int, R: int,
-                 S: int, steps: int, out: torch.Tensor) -> None:
+def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
+                 slot: torch.Tensor, P: int, R: int, S: int, steps: int,
+                 out: torch.Tensor) -> None:
     """out (G*R*P, F) float32 = sum over steps of s_t^T x_t; values (steps*N, G*(R-S)*P),
-    x (steps*N, F), index (steps, G*(R-S)) global slice numbers, ascending per region.
+    x (steps*N, F), index (steps, G*(R-S)) global slice numbers, ascending per region, and
+    slot (steps, G*R) each slice's compact slice or -1, the same selection.
 
     Where the (column, region) blocks are too few to fill the GPU, the steps are split
     between blocks that add into out (zeroed here first)."""
@@ -264,30 +271,36 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor, P: 
     expect(values, "values", values.dtype)
     expect(x, "x", values.dtype, (rows, features))
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
+    expect(slot, "slot", torch.int32, (steps, regions * R))
     expect(out, "out", torch.float32, (regions * R * P, features))
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
-                                         R * P, steps, tiles)
+                                         P, R, steps, tiles,
+                                         "keep_all" if "keep_all" in name else "shared")
     if grid[2] > 1:
         out.zero_()
     launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
-           (values, x, index, P, R, S, steps, rows // steps, features, kc, regions_per_block,
-            out), shared_mem=shared)
+           (values, x, index, slot, P, R, S, steps, rows // steps, features, kc,
+            regions_per_block, out), shared_mem=shared)
 
 
 def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: int,
                  regions: int, features: int) -> tuple[str, str, Tiles]:
     """(module, entry prefix, tiles) of the region_wgrad kernel: wgmma on sm_90 for bf16, else
-    mma.sync. On wgmma: 64 columns a warpgroup where the accumulator is large, 128 where it is
-    small, and two warpgroups sharing a tile where their accumulator fits in shared memory and
-    their blocks fill the GPU."""
+    mma.sync. Where every slice is kept (S = 0) the sum stays in registers ("keep_all"). Else on
+    wgmma: 64 columns a warpgroup where the accumulator is large, 128 where it is small, and
+    two warpgroups sharing a tile where their accumulator fits in shared memory and their
+    blocks fill the GPU."""
+    keep_all = S == 0 and WGRAD_KEEP_ALL
     if not _wgmma(dtype, device):
-        return "products", "region_wgrad", WGRAD_TILES
+        return "products", "region_wgrad_keep_all" if keep_all else "region_wgrad", WGRAD_TILES
+    if keep_all:
+        return "hopper", "region_wgrad_hopper_keep_all", HOPPER_WGRAD_REGISTER_TILES
 
     def fits(tiles: Tiles) -> bool:
         per_block = wgrad_regions_per_block(P, R, S, tiles)
         if per_block == 0:
             return False
-        grid, _, shared = wgrad_geometry(dtype, regions, features, per_block, R * P, 1, tiles)
+        grid, _, shared = wgrad_geometry(dtype, regions, features, per_block, P, R, 1, tiles)
         return shared <= SHARED_LIMIT and grid[0] * grid[1] >= TWO_WARPGROUP_LEAST_BLOCKS
 
     rows = wgrad_regions_per_block(P, R, S, HOPPER_WGRAD_TILES) * R * P
@@ -301,14 +314,63 @@ def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: in
 
 
 def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_block: int,
-                   region_rows: int, steps: int,
-                   tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
+                   P: int, R: int, steps: int, tiles: Tiles,
+                   sum_: str = "shared") -> tuple[tuple[int, int, int], tuple[int], int]:
     """Grid (column blocks, region blocks, step splits), block and dynamic shared bytes of one
-    region_wgrad launch (region_rows = R * P rows of dW per region)."""
+    region_wgrad or masked_wgrad launch. sum_: "shared" (an accumulator of the block's
+    regions' rows in shared memory), "keep_all" (none), "masked" (R = 1: which of the block's
+    columns each of its steps kept)."""
     blocks = (-(-features // tiles.columns), -(-regions // regions_per_block))
     split = max(1, min(steps // WGRAD_LEAST_STEPS, TWO_WAVES // (blocks[0] * blocks[1])))
-    return ((*blocks, split), (tiles.threads,),
-            wgrad_shared_bytes(dtype, regions_per_block * region_rows, tiles))
+    shared = wgrad_shared_bytes(dtype, regions_per_block * R * P if sum_ == "shared" else 0,
+                                tiles)
+    if sum_ == "masked":  # an int per step and 8 columns
+        shared += 4 * -(-steps // split) * (tiles.rows // 8)
+    return ((*blocks, split), (tiles.threads,), shared)
+
+
+def masked_wgrad_fits(dtype: torch.dtype, device: torch.device, P: int, steps: int,
+                      width: int, features: int) -> bool:
+    """Whether masked_wgrad has a kernel for this product: wgmma (bf16, sm_90), P 4 or a
+    multiple of 8, and the slots of a block's steps in shared memory."""
+    if not (_wgmma(dtype, device) and (P == 4 or P % 8 == 0)):
+        return False
+    tiles = HOPPER_WGRAD_REGISTER_TILES
+    shared = wgrad_geometry(dtype, width // P, features, tiles.rows // P, P, 1, steps, tiles,
+                            "masked")[2]
+    return width % tiles.rows == 0 and shared <= SHARED_LIMIT
+
+
+def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
+                 out: torch.Tensor) -> None:
+    """out (4H, F) float32 = sum over steps of m_t^T x_t, where m_t is dnet_t (N, 4H) with the
+    slices the step dropped (slot[t][slice] == -1; P columns each) read as zeros. dnet
+    (steps*N, 4H), x (steps*N, F) bf16; only where masked_wgrad_fits.
+
+    As fast as dense's weight gradient and faster on H100 than region_wgrad's adds of each
+    step into the kept rows, though its tensor cores multiply the zeros
+    (benchmarks/results/wgrad_warpgroups.json)."""
+    expect_kernel_dtype(dnet.dtype, "dnet")
+    rows, width = dnet.shape
+    expect_rule(steps > 0 and rows % steps == 0, f"masked_wgrad: {steps} steps must divide {rows}")
+    features = x.shape[1] if x.dim() == 2 else -1
+    expect_rule(masked_wgrad_fits(dnet.dtype, dnet.device, P, steps, width, features),
+                f"masked_wgrad: no kernel for {dnet.dtype}, P={P}, 4H={width} on this GPU")
+    expect_rule(features % chunk_elements(dnet.dtype) == 0,
+                f"masked_wgrad: x's width must be a multiple of {chunk_elements(dnet.dtype)}")
+    expect(dnet, "dnet", dnet.dtype)
+    expect(x, "x", dnet.dtype, (rows, features))
+    expect(slot, "slot", torch.int32, (steps, width // P))
+    expect(out, "out", torch.float32, (width, features))
+    tiles = HOPPER_WGRAD_REGISTER_TILES
+    slices_per_block = tiles.rows // P
+    grid, block, shared = wgrad_geometry(dnet.dtype, width // P, features, slices_per_block, P,
+                                         1, steps, tiles, "masked")
+    if grid[2] > 1:
+        out.zero_()
+    launch("hopper", "region_wgrad_hopper_masked_bfloat16", grid, block,
+           (dnet, x, slot, slot, P, 1, 0, steps, rows // steps, features, width,
+            slices_per_block, out), shared_mem=shared)
 
 
 def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
