@@ -83,7 +83,7 @@ def time_hopper_stages():
     from sparsetrain.bench.measure import kernel_ms
     from sparsetrain.kernels import _loader, products
     shipped = _loader.source_text("hopper")
-    entry = "HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 3)"
+    entry = "HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3)"
     assert entry in shipped
     for M, kc, F in [(4480, 4096, 1024), (8960, 8192, 2048)]:
         a = torch.randn(M, kc, device="cuda").bfloat16()
@@ -92,7 +92,7 @@ def time_hopper_stages():
             M // 128, -1).contiguous()
         out = torch.empty(M, F, device="cuda").bfloat16()
         for stages in (3, 4, 5, 6):
-            source = shipped.replace(entry, entry.replace("2, 3)", f"2, {stages})"))
+            source = shipped.replace(entry, entry.replace("1, 3)", f"1, {stages})"))
             function = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS
                                       + _loader.MODULE_OPTIONS["hopper"]).get_function(
                 "gather_mm_hopper_bfloat16_out_bfloat16")

@@ -1,11 +1,12 @@
 """Which weight-gradient kernel each selection takes, timed on the dW products of the bench
 shapes (H100). Where every slice is kept (dense: P 4, R 8, S 0): "keep_all" (sums in
-registers) against the shared-accumulator kernels, one warpgroup of 128 columns ("wide") or
-two that share each B tile ("tall"), and in float32 against mma.sync's shared accumulator
-("mma"). For coarse 50% (S 4): "masked" (products.masked_wgrad: dnet's dropped slices read as
-zeros, sums in registers) against region_wgrad's adds into the kept rows of a shared
-accumulator, one warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"),
-and mma.sync in float32. Each is checked against torch and timed (bench.measure.kernel_ms).
+registers; 128 x 128 tiles on two warpgroups or 128 x 256 on four) against the
+shared-accumulator kernel of two warpgroups that share each B tile ("tall"), and in float32
+against mma.sync's shared accumulator ("mma"). For coarse 50% (S 4): "masked"
+(products.masked_wgrad: dnet's dropped slices read as zeros, sums in registers; the same two
+tilings) against region_wgrad's adds into the kept rows of a shared accumulator, one
+warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"), and mma.sync in
+float32. Each is checked against torch and timed (bench.measure.kernel_ms).
 
 Usage: python3 benchmarks/wgrad_warpgroups.py
 Writes $OUT/wgrad_warpgroups.json (or benchmarks/results/ without $OUT) and prints a table.
@@ -21,15 +22,16 @@ from sparsetrain.kernels import products
 
 P, R = 4, 8
 # (S, dtype, kernel): the products settings that select it
+NARROW, WIDE = {"WIDE_LEAST_BLOCKS": 10 ** 9}, {"WIDE_LEAST_BLOCKS": 0}
 CHOICES = [
-    (0, torch.bfloat16, "keep_all", {}),
-    (0, torch.bfloat16, "wide", {"WGRAD_KEEP_ALL": False,
-                                 "HOPPER_WGRAD_SMALL_ACCUMULATOR": "wide"}),
+    (0, torch.bfloat16, "keep_all 128x128", NARROW),
+    (0, torch.bfloat16, "keep_all 128x256", WIDE),
     (0, torch.bfloat16, "tall", {"WGRAD_KEEP_ALL": False,
                                  "HOPPER_WGRAD_SMALL_ACCUMULATOR": "tall"}),
     (0, torch.float32, "keep_all", {}),
     (0, torch.float32, "mma", {"WGRAD_KEEP_ALL": False}),
-    (4, torch.bfloat16, "masked", {}),
+    (4, torch.bfloat16, "masked 128x128", NARROW),
+    (4, torch.bfloat16, "masked 128x256", WIDE),
     (4, torch.bfloat16, "narrow", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "narrow"}),
     (4, torch.bfloat16, "pair", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "pair"}),
     (4, torch.float32, "mma", {}),
@@ -74,7 +76,7 @@ def main():
                     setattr(products, setting, value)
 
                 def work():
-                    if kernel == "masked":
+                    if kernel.startswith("masked"):
                         products.masked_wgrad(dnet, x, slot, P, steps, out)
                     else:
                         products.region_wgrad(values, x, index, slot, P, R, S, steps, out)
@@ -90,9 +92,10 @@ def main():
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "wgrad_warpgroups.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
-    print(f"{'shape':6} {'S':>2} {'dtype':8} {'kernel':8} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
+    print(f"{'shape':6} {'S':>2} {'dtype':8} {'kernel':16} {'us':>8} {'TFLOP/s':>8} "
+          f"{'rel err':>9}")
     for r in results:
-        print(f"{r['shape']:6} {r['S']:2} {r['dtype']:8} {r['kernel']:8} {1000 * r['ms']:8.1f} "
+        print(f"{r['shape']:6} {r['S']:2} {r['dtype']:8} {r['kernel']:16} {1000 * r['ms']:8.1f} "
               f"{r['tflops']:8.1f} {r['error']:9.2e}")
 
 

@@ -162,7 +162,7 @@ def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, spl
     if split_k > 1 and out_dtype != torch.float32:
         pytest.skip("split-K adds in float32 only")
     monkeypatch.setattr(products, "USE_WGMMA", wgmma)
-    groups, kept_slices, features = 3, 40, 200
+    groups, kept_slices, features = 3, 40, 328
     a = randn(groups * rows_per_group, kept_slices * P, dtype=a_dtype)
     b = randn(512, features, dtype=a_dtype)
     index = torch.stack([torch.randperm(512 // P, device="cuda")[:kept_slices].sort().values
@@ -242,10 +242,12 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [32, 136])  # 136: a step spans three 64-row tiles
 @pytest.mark.parametrize("P", [4, 8])
-@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "mma"])
+@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "wgmma 128x256", "mma"])
 def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P, kernels,
                                                         monkeypatch):
     monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
+    if kernels == "wgmma 128x256":  # however few the blocks (S = 0: keep_all)
+        monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0)
     if kernels == "wgmma two warpgroups":  # however few the blocks
         monkeypatch.setattr(products, "TWO_WARPGROUP_LEAST_BLOCKS", 0)
     regions, features = 4, 160
@@ -270,7 +272,9 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
 @pytest.mark.parametrize("P", [4, 8, 16])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [64, 136])  # 136: a step spans three 64-row tiles
-def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n):
+@pytest.mark.parametrize("tiles", ["128x128", "128x256"])
+def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, tiles, monkeypatch):
+    monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if tiles == "128x256" else 10**9)
     width, features = 384, 160
     if not products.masked_wgrad_fits(torch.bfloat16, torch.device("cuda"), P, steps, width,
                                       features):

@@ -16,7 +16,9 @@ s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -134,19 +136,26 @@ class _Loop:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc);
         with dnet (T*N x 4H, every step's) the weight gradients mask it where they can."""
         s, dtype = self.s, self.s.x.dtype
-        x_flat = s.x.reshape(-1, s.x.shape[2])
+        x_flat, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
         d_x = torch.empty(x_flat.shape, device=x_flat.device, dtype=dtype)
-        products.gather_mm(values, s.w_ih, index, P, self.batch, d_x)
         d_w_ih = torch.empty(self.width, x_flat.shape[1], device=x_flat.device)
         d_w_hh = torch.empty(self.width, self.hidden, device=x_flat.device)
-        for inputs, d_w in ((x_flat, d_w_ih), (self.h_prev(), d_w_hh)):
+        columns = torch.empty(self.steps, self.width, device=x_flat.device)
+
+        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
             if dnet is not None and products.masked_wgrad_fits(
                     dtype, dnet.device, P, self.steps, self.width, inputs.shape[1]):
                 products.masked_wgrad(dnet, inputs, slot, P, self.steps, d_w)
             else:
                 products.region_wgrad(values, inputs, index, slot, P, R, S, self.steps, d_w)
-        columns = torch.empty(self.steps, self.width, device=x_flat.device)
-        products.step_column_sums(values, slot, P, self.steps, columns)
+
+        def d_x_and_bias() -> None:
+            products.gather_mm(values, s.w_ih, index, P, self.batch, d_x)
+            products.step_column_sums(values, slot, P, self.steps, columns)
+
+        # Independent products: each one's last partial wave of blocks overlaps the others'.
+        in_parallel(d_x_and_bias, lambda: weight_gradient(x_flat, d_w_ih),
+                    lambda: weight_gradient(h_prev, d_w_hh))
         return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), d_w_ih.to(dtype),
                           d_w_hh.to(dtype), columns.sum(0).to(dtype))
 
@@ -155,6 +164,26 @@ class _Loop:
                               dtype=torch.int32)
         table = slices.expand(self.steps, -1).contiguous()
         return table, table
+
+
+@functools.cache
+def _side_streams(device: torch.device) -> tuple[torch.cuda.Stream, ...]:
+    return tuple(torch.cuda.Stream(device) for _ in range(2))
+
+
+def in_parallel(*works: Callable[[], None]) -> None:
+    """Each work() (at most three) on its own stream, the first on the current one, all after
+    what the current stream has queued; the current stream then waits for all (so a captured
+    graph holds them as parallel branches). Their outputs must be allocated before."""
+    main = torch.cuda.current_stream()
+    sides = _side_streams(main.device)[:len(works) - 1]
+    for side, work in zip(sides, works[1:]):
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            work()
+    works[0]()
+    for side in sides:
+        main.wait_stream(side)
 
 
 def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:

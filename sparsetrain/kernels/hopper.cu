@@ -66,27 +66,34 @@ __device__ __forceinline__ void fence_async_shared() {
 __device__ __forceinline__ int swizzled(int r, int c) { return r * 64 + ((c ^ (r % 8)) * 8); }
 
 // out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
-// over gridDim.z with red adds into fp32 out; SELECT as there). WGS warpgroups of 64 rows each, 128 columns,
-// BK = 64 (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
-// hopper_stage<WGS>() elements, then the block's index entries.
-template <int WGS> __host__ __device__ constexpr int hopper_stage() { return 64 * WGS * 64 + 64 * 128; }
+// over gridDim.z with red adds into fp32 out; SELECT as there). WGS x WG_N warpgroups of 64
+// rows x 128 columns each (those in a row share the A tile, in a column the B tile), BK = 64
+// (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
+// hopper_stage<WGS, WG_N>() elements, then the block's index entries.
+template <int WGS, int WG_N> __host__ __device__ constexpr int hopper_stage() {
+    return 64 * WGS * 64 + 64 * 128 * WG_N;
+}
 
-template <typename OutT, int WGS, int STAGES, bool SELECT>
+template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT>
 __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
                                  int rows_per_group, OutT* out, int M, int Kc, int F, int lda,
                                  StepSelection selection) {
-    constexpr int BM = 64 * WGS, BN = 128, BK = 64, THREADS = 128 * WGS;
+    constexpr int BM = 64 * WGS, BN = 128 * WG_N, BK = 64, THREADS = 128 * WGS * WG_N;
     constexpr int A_CHUNKS = BM * BK / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
-    constexpr int STAGE = hopper_stage<WGS>();
+    constexpr int N_CHUNKS = BN / 8;
+    constexpr int STAGE = hopper_stage<WGS, WG_N>();
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int group_m = group / WG_N, group_n = group % WG_N;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<BK, SELECT>(idx, selection, P, Kc, first_rows);
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
-    int first_slice = share.first_slice, p_shift = __ffs(P) - 1;  // SELECT: P a power of two
+    // P a power of two (always under SELECT): shifts, not divisions, in every B chunk's lookup
+    int first_slice = share.first_slice, p_shift = __ffs(P) - 1;
+    bool p_power = SELECT || (P & (P - 1)) == 0;
     auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BM * BK;
@@ -107,10 +114,10 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
-            int e = i * THREADS + tid, k = e / 16, n_chunk = e % 16;
+            int e = i * THREADS + tid, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
             int kk = k0 + k, n = n0 + 8 * n_chunk;
             bool inside = kk < k_end && n < F;
-            int b_row = SELECT ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
+            int b_row = p_power ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
                                : first_rows[kk / P - first_slice] + kk % P;
             const bf16* source = inside ? B + (size_t)b_row * F + n : B;
             copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8), source,
@@ -145,8 +152,8 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
                                                                 + swizzled(m, k_chunk));
                 }
             }
-        const bf16* As = stages + (tile % STAGES) * STAGE + group * 64 * BK;
-        const bf16* Bs = stages + (tile % STAGES) * STAGE + BM * BK;
+        const bf16* As = stages + (tile % STAGES) * STAGE + group_m * 64 * BK;
+        const bf16* Bs = stages + (tile % STAGES) * STAGE + BM * BK + group_n * 2 * BK * 64;
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
@@ -156,10 +163,10 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         wgmma_wait<1>();
     }
     wgmma_wait<0>();
-    int row = m0 + group * 64 + warp * 16 + lane / 4;
+    int row = m0 + group_m * 64 + warp * 16 + lane / 4;
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
-        int col = n0 + 8 * i + 2 * (lane % 4);
+        int col = n0 + group_n * 128 + 8 * i + 2 * (lane % 4);
         if (col >= F) continue;
 #pragma unroll
         for (int half = 0; half < 2; ++half)
@@ -365,24 +372,26 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                                    gridDim.z > 1);
 }
 
-#define HOPPER_ENTRY(NAME, OutT, WGS, STAGES)                                                   \
-    extern "C" __global__ void __launch_bounds__(128 * WGS) NAME(                              \
+#define HOPPER_ENTRY(NAME, OutT, WGS, WG_N, STAGES)                                             \
+    extern "C" __global__ void __launch_bounds__(128 * WGS * WG_N) NAME(                       \
         const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, OutT* out,   \
         int M, int Kc, int F) {                                                                 \
-        gather_mm_hopper<OutT, WGS, STAGES, false>(A, B, index, P, rows_per_group, out, M, Kc, \
-                                                   F, Kc, StepSelection{});                    \
+        gather_mm_hopper<OutT, WGS, WG_N, STAGES, false>(A, B, index, P, rows_per_group, out,   \
+                                                         M, Kc, F, Kc, StepSelection{});        \
     }
 // Two warpgroups, three stages (96 KB, so two blocks share an SM; 4-6 stages ran 15-25%
 // slower, benchmarks/wgmma_probe.py --stages).
-HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 3)
-HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 3)
+HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 1, 3)
+HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3)
+// (Four warpgroups, 128 x 256, one block an SM, ran 3-19% slower on dx:
+// benchmarks/results/history/v8_gather_wide_tiles.json.)
 // The per-step product of coarse with its selection, as products.cu's SELECT_GATHER_ENTRY
 // (register-capped so that two blocks share an SM, as the plain entries do unasked).
 extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfloat16(
     const bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
     const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
     bf16* values) {
-    gather_mm_hopper<float, 2, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
+    gather_mm_hopper<float, 2, 1, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
                                         step_selection(partial, chunks, width / P, R, R - S,
                                                        index, slot, energy, values));
 }
@@ -407,6 +416,9 @@ WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false, SHARE
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3, true, SHARED_ACCUMULATOR, 1)
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4, false, SHARED_ACCUMULATOR, 1)
 // Sums in registers: two warpgroups sharing the B tile, and two blocks an SM (96 KB of stages
-// each; masked: plus its kept halves).
+// each; masked: plus its kept halves); or, where their blocks fill the GPU, four warpgroups
+// (128 x 256: fewer bytes read per product) in one block an SM, four stages.
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_bfloat16, 128, 2, 1, 3, false, KEEP_ALL, 2)
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_bfloat16, 128, 2, 1, 3, false, MASKED, 2)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_wide_bfloat16, 128, 2, 2, 4, false, KEEP_ALL, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false, MASKED, 1)

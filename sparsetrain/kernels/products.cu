@@ -65,7 +65,9 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<C::BK, SELECT>(idx, selection, P, Kc, first_rows);
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
-    int first_slice = share.first_slice, p_shift = __ffs(P) - 1;  // SELECT: P a power of two
+    // P a power of two (always under SELECT): shifts, not divisions, in every B chunk's lookup
+    int first_slice = share.first_slice, p_shift = __ffs(P) - 1;
+    bool p_power = SELECT || (P & (P - 1)) == 0;
     auto issue = [&](int tile) {
         T* As = stages + (tile % C::STAGES) * gather_stage<T, C>();
         T* Bs = As + C::BM * LDA;
@@ -92,7 +94,7 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
             int e = (tid + i * C::THREADS) * CH, k = e / C::BN, c = e % C::BN;
             int kk = k0 + k;
             bool inside = kk < k_end && n0 + c < F;
-            int b_row = SELECT ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
+            int b_row = p_power ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
                                : first_rows[kk / P - first_slice] + kk % P;
             const T* source = inside ? B + (size_t)b_row * F + n0 + c : B;
             copy_async16(&Bs[k * LDB + c], source, inside ? 16 : 0);

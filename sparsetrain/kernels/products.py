@@ -23,6 +23,7 @@ class Tiles:
     warps_n: int
     stages: int      # tiles in flight
     padded: bool = True  # rows padded against bank conflicts (products.cu's Layout)
+    blocks_per_sm: int = 2  # what the step split of region_wgrad fills the GPU with
 
     @property
     def threads(self) -> int:
@@ -43,6 +44,11 @@ HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
 HOPPER_WGRAD_PAIR_TILES = Tiles(64, 128, 64, 4, 2, 4, padded=False)  # two, sharing A tiles
 # two warpgroups summing in registers (keep_all, masked): no shared accumulator
 HOPPER_WGRAD_REGISTER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)
+# four (2 x 2), one block an SM, where their blocks fill the GPU
+HOPPER_WGRAD_REGISTER_WIDE_TILES = Tiles(128, 256, 64, 8, 2, 4, padded=False, blocks_per_sm=1)
+# The 128 x 256 wgmma tiles of the weight gradients that sum in registers where they make at
+# least this many blocks (of one an SM), else 128 x 128 (two an SM).
+WIDE_LEAST_BLOCKS = 120
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
 # it: "narrow" (one warpgroup, 64 columns) or "pair" (where it pays).
@@ -63,7 +69,8 @@ GATHER_OUTPUTS = {(torch.float32, torch.float32), (torch.bfloat16, torch.float32
 # hopper.cu's wgmma kernels where the GPU has them (sm_90) and the values are bf16; switched off
 # by benchmarks and tests that time or check the mma.sync kernels other GPUs run.
 USE_WGMMA = True
-TWO_WAVES = 264  # blocks of two waves on an H100 (132 SMs, two blocks each)
+SMS = 132  # on an H100
+TWO_WAVES = 2 * SMS  # blocks of two waves on an H100 (two blocks an SM)
 # Past 16 partial sums per output the adds cost more than the shorter chains save (H100, bf16:
 # best split 16 at H 1024 and H 512, N 128; 8 at H 2048, N 256; kernel_times.py's sweep).
 SPLIT_K_LIMIT = 16
@@ -294,7 +301,8 @@ def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: in
     if not _wgmma(dtype, device):
         return "products", "region_wgrad_keep_all" if keep_all else "region_wgrad", WGRAD_TILES
     if keep_all:
-        return "hopper", "region_wgrad_hopper_keep_all", HOPPER_WGRAD_REGISTER_TILES
+        tiles = register_tiles(regions * R * P, features)
+        return "hopper", f"region_wgrad_hopper_keep_all{_wide(tiles)}", tiles
 
     def fits(tiles: Tiles) -> bool:
         per_block = wgrad_regions_per_block(P, R, S, tiles)
@@ -321,12 +329,25 @@ def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_
     regions' rows in shared memory), "keep_all" (none), "masked" (R = 1: which of the block's
     columns each of its steps kept)."""
     blocks = (-(-features // tiles.columns), -(-regions // regions_per_block))
-    split = max(1, min(steps // WGRAD_LEAST_STEPS, TWO_WAVES // (blocks[0] * blocks[1])))
+    split = max(1, min(steps // WGRAD_LEAST_STEPS,
+                       SMS * tiles.blocks_per_sm // (blocks[0] * blocks[1])))
     shared = wgrad_shared_bytes(dtype, regions_per_block * R * P if sum_ == "shared" else 0,
                                 tiles)
     if sum_ == "masked":  # an int per step and 8 columns
         shared += 4 * -(-steps // split) * (tiles.rows // 8)
     return ((*blocks, split), (tiles.threads,), shared)
+
+
+def register_tiles(rows: int, features: int) -> Tiles:
+    """The wgmma tiles of the weight gradients that sum in registers for a dW of rows x
+    features: 128 x 256 where those blocks fill the GPU (WIDE_LEAST_BLOCKS), else 128 x 128."""
+    wide = HOPPER_WGRAD_REGISTER_WIDE_TILES
+    blocks = -(-rows // wide.rows) * -(-features // wide.columns)
+    return wide if blocks >= WIDE_LEAST_BLOCKS else HOPPER_WGRAD_REGISTER_TILES
+
+
+def _wide(tiles: Tiles) -> str:
+    return "_wide" if tiles is HOPPER_WGRAD_REGISTER_WIDE_TILES else ""
 
 
 def masked_wgrad_fits(dtype: torch.dtype, device: torch.device, P: int, steps: int,
@@ -335,7 +356,7 @@ def masked_wgrad_fits(dtype: torch.dtype, device: torch.device, P: int, steps: i
     multiple of 8, and the slots of a block's steps in shared memory."""
     if not (_wgmma(dtype, device) and (P == 4 or P % 8 == 0)):
         return False
-    tiles = HOPPER_WGRAD_REGISTER_TILES
+    tiles = register_tiles(width, features)
     shared = wgrad_geometry(dtype, width // P, features, tiles.rows // P, P, 1, steps, tiles,
                             "masked")[2]
     return width % tiles.rows == 0 and shared <= SHARED_LIMIT
@@ -362,13 +383,13 @@ def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int
     expect(x, "x", dnet.dtype, (rows, features))
     expect(slot, "slot", torch.int32, (steps, width // P))
     expect(out, "out", torch.float32, (width, features))
-    tiles = HOPPER_WGRAD_REGISTER_TILES
+    tiles = register_tiles(width, features)
     slices_per_block = tiles.rows // P
     grid, block, shared = wgrad_geometry(dnet.dtype, width // P, features, slices_per_block, P,
                                          1, steps, tiles, "masked")
     if grid[2] > 1:
         out.zero_()
-    launch("hopper", "region_wgrad_hopper_masked_bfloat16", grid, block,
+    launch("hopper", f"region_wgrad_hopper_masked{_wide(tiles)}_bfloat16", grid, block,
            (dnet, x, slot, slot, P, 1, 0, steps, rows // steps, features, width,
             slices_per_block, out), shared_mem=shared)
 
