@@ -49,45 +49,51 @@ def graph_ms(sparsifier, state):
     return kernel_ms(lambda: plans.run(sparsifier, state), launches=1)
 
 
-result = {"device": torch.cuda.get_device_name()}
-for shape_name in sys.argv[1:] or ["large"]:
-    shape = parse_shape(shape_name)
-    for dtype in (torch.bfloat16, torch.float32):
-        state = layer_state(shape, dtype)
-        for method in ("dense", "coarse", "fine"):
-            sparsifier = build(method_spec(method, 0.5, shape))
-            kernels = kernel_table(sparsifier, state)
-            replay = graph_ms(sparsifier, state)
-            summed = sum(k["us"] for k in kernels.values()) / 1000
-            key = f"{shape.name} {str(dtype)[6:]} {method}"
-            result[key] = {"graph_ms": replay, "kernel_sum_ms": summed, "kernels": kernels}
-            print(f"== {key}: graph {replay:.3f} ms, kernels {summed:.3f} ms")
-            for name, k in sorted(kernels.items(), key=lambda kv: -kv[1]["us"]):
-                print(f"   {name:60s} {k['us']:9.1f} us {k['calls']:4d} x {k['us'] / k['calls']:7.1f}")
-# The per-step product dh = s_t W_hh alone, dense, at each split of its depth (kernel time).
-for shape_name in sys.argv[1:] or ["large"]:
-    shape = parse_shape(shape_name)
-    H, N = shape.hidden, shape.batch
-    a = torch.randn(N, 4 * H, device="cuda").bfloat16()
-    w = torch.randn(4 * H, H, device="cuda").bfloat16()
-    index = torch.arange(H, device="cuda", dtype=torch.int32)[None]
-    out = torch.zeros(N, H, device="cuda")
-    for split in (1, 2, 4, 8, 16, 32):
-        if 4 * H // split < 64:
-            continue
-        work = lambda: products.gather_mm(a, w, index, 4, N, out, split)  # noqa: E731
-        for _ in range(3):
-            work()
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(10):
+def main():
+    result = {"device": torch.cuda.get_device_name()}
+    for shape_name in sys.argv[1:] or ["large"]:
+        shape = parse_shape(shape_name)
+        for dtype in (torch.bfloat16, torch.float32):
+            state = layer_state(shape, dtype)
+            for method in ("dense", "coarse", "fine"):
+                sparsifier = build(method_spec(method, 0.5, shape))
+                kernels = kernel_table(sparsifier, state)
+                replay = graph_ms(sparsifier, state)
+                summed = sum(k["us"] for k in kernels.values()) / 1000
+                key = f"{shape.name} {str(dtype)[6:]} {method}"
+                result[key] = {"graph_ms": replay, "kernel_sum_ms": summed, "kernels": kernels}
+                print(f"== {key}: graph {replay:.3f} ms, kernels {summed:.3f} ms")
+                for name, k in sorted(kernels.items(), key=lambda kv: -kv[1]["us"]):
+                    per_call = k["us"] / k["calls"]
+                    print(f"   {name:60s} {k['us']:9.1f} us {k['calls']:4d} x {per_call:7.1f}")
+    # The per-step product dh = s_t W_hh alone, dense, at each split of its depth (kernel time).
+    for shape_name in sys.argv[1:] or ["large"]:
+        shape = parse_shape(shape_name)
+        H, N = shape.hidden, shape.batch
+        a = torch.randn(N, 4 * H, device="cuda").bfloat16()
+        w = torch.randn(4 * H, H, device="cuda").bfloat16()
+        index = torch.arange(H, device="cuda", dtype=torch.int32)[None]
+        out = torch.zeros(N, H, device="cuda")
+        for split in (1, 2, 4, 8, 16, 32):
+            if 4 * H // split < 64:
+                continue
+            work = lambda: products.gather_mm(a, w, index, 4, N, out, split)  # noqa: E731
+            for _ in range(3):
                 work()
             torch.cuda.synchronize()
-        us = sum(e.device_time for e in prof.events()
-                 if e.device_type == torch.autograd.DeviceType.CUDA) / 10
-        tflops = 2 * N * 4 * H * H / us / 1e6
-        result[f"{shape.name} step product split {split}"] = {"us": us, "TFLOPs": tflops}
-        print(f"{shape.name} bfloat16 dense step product, split {split:2d}: {us:7.1f} us "
-              f"{tflops:6.1f} TFLOP/s")
-json.dump(result, open(os.path.join(os.environ.get("OUT", "."), "kernel_times.json"), "w"),
-          indent=1)
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(10):
+                    work()
+                torch.cuda.synchronize()
+            us = sum(e.device_time for e in prof.events()
+                     if e.device_type == torch.autograd.DeviceType.CUDA) / 10
+            tflops = 2 * N * 4 * H * H / us / 1e6
+            result[f"{shape.name} step product split {split}"] = {"us": us, "TFLOPs": tflops}
+            print(f"{shape.name} bfloat16 dense step product, split {split:2d}: {us:7.1f} us "
+                  f"{tflops:6.1f} TFLOP/s")
+    json.dump(result, open(os.path.join(os.environ.get("OUT", "."), "kernel_times.json"), "w"),
+              indent=1)
+
+
+if __name__ == "__main__":
+    main()

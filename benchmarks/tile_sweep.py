@@ -214,7 +214,8 @@ def sweep_wgrad(module, quick):
                 continue
             function = module.get_function(f"try{i}_wgrad_{dtype}")
             out = torch.zeros(width, F, device="cuda")
-            args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out)
+            args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out,
+                    int(grid[2] > 1))
 
             def work():
                 if grid[2] > 1:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -131,33 +130,11 @@ class _Loop:
         s = self.s
         return torch.cat([s.h0.unsqueeze(0), s.output[:-1]]).reshape(-1, self.hidden)
 
-    def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor,
-               P: int, R: int, S: int, dnet: torch.Tensor | None = None) -> LayerGrads:
-        """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc);
-        with dnet (T*N x 4H, every step's) the weight gradients mask it where they can."""
-        s, dtype = self.s, self.s.x.dtype
-        x_flat, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
-        d_x = torch.empty(x_flat.shape, device=x_flat.device, dtype=dtype)
-        d_w_ih = torch.empty(self.width, x_flat.shape[1], device=x_flat.device)
-        d_w_hh = torch.empty(self.width, self.hidden, device=x_flat.device)
-        columns = torch.empty(self.steps, self.width, device=x_flat.device)
-
-        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
-            if dnet is not None and products.masked_wgrad_fits(
-                    dtype, dnet.device, P, self.steps, self.width, inputs.shape[1]):
-                products.masked_wgrad(dnet, inputs, slot, P, self.steps, d_w)
-            else:
-                products.region_wgrad(values, inputs, index, slot, P, R, S, self.steps, d_w)
-
-        def d_x_and_bias() -> None:
-            products.gather_mm(values, s.w_ih, index, P, self.batch, d_x)
-            products.step_column_sums(values, slot, P, self.steps, columns)
-
-        # Independent products: each one's last partial wave of blocks overlaps the others'.
-        in_parallel(d_x_and_bias, lambda: weight_gradient(x_flat, d_w_ih),
-                    lambda: weight_gradient(h_prev, d_w_hh))
-        return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), d_w_ih.to(dtype),
-                          d_w_hh.to(dtype), columns.sum(0).to(dtype))
+    def batched(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
+                R: int, S: int, dnet: torch.Tensor | None = None) -> "_Batched":
+        """The products over all steps, from s of every step in compact form (values:
+        T*N x Kc); with dnet (T*N x 4H) the weight gradients mask it where they can."""
+        return _Batched(self, values, index, slot, P, R, S, dnet)
 
     def dense_index(self) -> tuple[torch.Tensor, torch.Tensor]:
         slices = torch.arange(self.width // DENSE_SLICE, device=self.s.x.device,
@@ -166,37 +143,98 @@ class _Loop:
         return table, table
 
 
+# The recurrence's steps in this many chunks: each chunk's batched products start on side
+# streams once its steps are done, while the recurrence goes on (the last chunk's after it).
+# One chunk: all after the last step. More ran 1-16% slower on H100 (the products slow the
+# latency-bound steps more than they hide; benchmarks/overlap.py, results/overlap.json).
+BATCHED_CHUNKS = 1
+
+
 @functools.cache
 def _side_streams(device: torch.device) -> tuple[torch.cuda.Stream, ...]:
-    return tuple(torch.cuda.Stream(device) for _ in range(2))
+    return tuple(torch.cuda.Stream(device) for _ in range(3))
 
 
-def in_parallel(*works: Callable[[], None]) -> None:
-    """Each work() (at most three) on its own stream, the first on the current one, all after
-    what the current stream has queued; the current stream then waits for all (so a captured
-    graph holds them as parallel branches). Their outputs must be allocated before."""
-    main = torch.cuda.current_stream()
-    sides = _side_streams(main.device)[:len(works) - 1]
-    for side, work in zip(sides, works[1:]):
-        side.wait_stream(main)
-        with torch.cuda.stream(side):
-            work()
-    works[0]()
-    for side in sides:
-        main.wait_stream(side)
+class _Batched:
+    """dx, dW_ih, dW_hh and db, a chunk of steps at a time (`done(t)` after each step) on three
+    side streams, so that they run beside the recurrence's latency-bound steps; in a captured
+    graph they are parallel branches. `grads()` joins them."""
+
+    def __init__(self, loop: _Loop, values: torch.Tensor, index: torch.Tensor,
+                 slot: torch.Tensor, P: int, R: int, S: int, dnet: torch.Tensor | None) -> None:
+        s, device = loop.s, loop.s.x.device
+        self.loop, self.values, self.index, self.slot, self.dnet = loop, values, index, slot, dnet
+        self.P, self.R, self.S = P, R, S
+        self.x, self.h_prev = s.x.reshape(-1, s.x.shape[2]), loop.h_prev()
+        # allocated here, on the current stream, before any side stream writes them
+        self.d_x = torch.empty(self.x.shape, device=device, dtype=s.x.dtype)
+        self.d_w_ih = torch.zeros(loop.width, self.x.shape[1], device=device)
+        self.d_w_hh = torch.zeros(loop.width, loop.hidden, device=device)
+        self.columns = torch.empty(loop.steps, loop.width, device=device)
+        self.chunk = -(-loop.steps // BATCHED_CHUNKS)
+        self.end = loop.steps  # steps [end, T) are launched
+        self.main = torch.cuda.current_stream()
+        self.sides = _side_streams(self.main.device)
+
+    def done(self, t: int) -> None:
+        """Step t is queued: launch the chunk it completes."""
+        if t % self.chunk == 0:
+            self._launch(t)
+
+    def _launch(self, first: int) -> None:
+        steps, rows = self.end - first, slice(first * self.loop.batch, self.end * self.loop.batch)
+        if steps == 0:
+            return
+        index, slot = self.index[first:self.end], self.slot[first:self.end]
+        values, P = self.values[rows], self.P
+
+        def d_x_and_bias() -> None:
+            products.gather_mm(values, self.loop.s.w_ih, index, P, self.loop.batch,
+                               self.d_x[rows])
+            products.step_column_sums(values, slot, P, steps, self.columns[first:self.end])
+
+        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
+            dtype, width = inputs.dtype, self.loop.width
+            if self.dnet is not None and products.masked_wgrad_fits(
+                    dtype, inputs.device, P, steps, width, inputs.shape[1]):
+                products.masked_wgrad(self.dnet[rows], inputs, slot, P, steps, d_w,
+                                      accumulate=True)
+            else:
+                products.region_wgrad(values, inputs, index, slot, P, self.R, self.S, steps,
+                                      d_w, accumulate=True)
+
+        works = (d_x_and_bias, lambda: weight_gradient(self.x[rows], self.d_w_ih),
+                 lambda: weight_gradient(self.h_prev[rows], self.d_w_hh))
+        for side, work in zip(self.sides, works):
+            side.wait_stream(self.main)
+            with torch.cuda.stream(side):
+                work()
+        self.end = first
+
+    def grads(self) -> LayerGrads:
+        self._launch(0)
+        for side in self.sides:
+            self.main.wait_stream(side)
+        loop, dtype = self.loop, self.loop.s.x.dtype
+        return LayerGrads(self.d_x, loop.dh.to(dtype), loop.dc.to(dtype),
+                          self.d_w_ih.to(dtype), self.d_w_hh.to(dtype),
+                          self.columns.sum(0).to(dtype))
 
 
 def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
     split = loop.split(loop.width)
+    batched = loop.batched(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE,
+                           DENSE_REGION, 0)
     for t in range(loop.steps - 1, -1, -1):
         if mask_step is None:
             loop.cell(t, dnet[t])
         else:
             mask_step(t, dnet[t])
         loop.recur(dnet[t], index[t:t + 1], DENSE_SLICE, split)
-    return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
+        batched.done(t)
+    return batched.grads()
 
 
 def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
@@ -211,12 +249,14 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                           device=device)
     split = loop.split(values.shape[2])
+    batched = loop.batched(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
+                           dnet.reshape(T * N, -1))
     for t in range(T - 1, -1, -1):
         loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
         loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
                             energy[t])
-    grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                        dnet.reshape(T * N, -1))
+        batched.done(t)
+    grads = batched.grads()
     grads.step_summary = _step_summary(energy, R - S, R)
     return grads
 
