@@ -147,3 +147,25 @@ def test_a_replayed_graph_follows_new_inputs_of_the_same_shape():
         assert relative_error(mine, theirs) < TOLERANCE[torch.float32]
     for name in ours:
         assert relative_error(ours[name], ref[name]) < TOLERANCE[torch.float32], name
+
+
+def randn(*shape):
+    return torch.randn(*shape, device="cuda")
+
+
+def test_a_replay_may_be_handed_the_graphs_own_input_copies():
+    from sparsetrain.kernels import backward as plans
+    from sparsetrain.kernels import graphs
+
+    T, N, H = 3, 64, 32
+    state = plans.LayerState(
+        x=randn(T, N, H), h0=randn(N, H), w_ih=randn(4 * H, H), w_hh=randn(4 * H, H),
+        output=randn(T, N, H), cells=randn(T + 1, N, H),
+        gates=torch.rand(T, N, 4 * H, device="cuda"), d_output=randn(T, N, H),
+        d_h_last=None, d_c_last=None)
+    sparsifier = build({"name": "dense"})
+    first = graphs.run(sparsifier, state)
+    (_, captured), = list(graphs._graphs.items())[-1:]
+    again = graphs.run(sparsifier, captured.inputs)
+    for field in ("d_x", "d_w_ih", "d_w_hh", "d_h0"):
+        assert torch.equal(getattr(first, field), getattr(again, field)), field
