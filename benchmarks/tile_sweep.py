@@ -1,7 +1,7 @@
 """Which tiling each product kernel should use: every candidate `Tiles` compiled beside the
 shipped ones, checked against torch, timed on the problems the backward pass gives it.
 
-Usage: python3 benchmarks/tile_sweep.py [--quick]
+Usage: python3 benchmarks/tile_sweep.py [--quick] [--wgrad]   (--wgrad: weight gradients only)
 Writes $OUT/tile_sweep.json (or benchmarks/results/tile_sweep.json without $OUT) and prints,
 per problem, each candidate's kernel time (a CUDA graph of 10 launches, replayed: median of 20
 after warm-up, divided by 10), TFLOP/s and its registers / spilled bytes; the best is starred.
@@ -32,6 +32,9 @@ WGRAD_CANDIDATES = [
     Tiles(64, 128, 64, 2, 4, 3),
     Tiles(128, 128, 32, 2, 4, 3),
     Tiles(128, 128, 64, 2, 4, 2),
+    Tiles(128, 128, 32, 4, 2, 3),
+    Tiles(128, 128, 16, 2, 4, 4),
+    Tiles(128, 256, 32, 2, 4, 3),
 ]
 OUTPUTS = [("float32", "float", "float32", "float"), ("bfloat16", "bf16", "float32", "float"),
            ("bfloat16", "bf16", "bfloat16", "bf16")]
@@ -49,6 +52,8 @@ def module_source():
         lines.append(f"typedef {tiles.cuda()} WgradTry{i};")
         for dtype, ctype in (("float32", "float"), ("bfloat16", "bf16")):
             lines.append(f"WGRAD_ENTRY(try{i}_wgrad_{dtype}, {ctype}, WgradTry{i}, false)")
+            lines.append(f"WGRAD_ENTRY(try{i}_wgrad_keep_all_{dtype}, {ctype}, WgradTry{i}, "
+                         "true)")
     return "\n".join(lines)
 
 
@@ -95,6 +100,8 @@ def wgrad_problems(quick):
         ("dW xl dense", "bfloat16", 35, 256, 0, 8192, 2048),
         ("dW xl coarse", "bfloat16", 35, 256, 4, 8192, 2048),
         ("dW large dense", "float32", 35, 128, 0, 4096, 1024),
+        ("dW large coarse", "float32", 35, 128, 4, 4096, 1024),
+        ("dW xl dense", "float32", 35, 256, 0, 8192, 2048),
         ("dW ptb coarse", "bfloat16", 35, 64, 4, 2048, 512),
     ]
     return problems[:1] if quick else problems
@@ -208,11 +215,13 @@ def sweep_wgrad(module, quick):
             per_block = products.wgrad_regions_per_block(P, R, S, tiles)
             if per_block == 0:
                 continue
-            grid, block, shared = products.wgrad_geometry(torch_dtype, regions, F, per_block,
-                                                          P, R, steps, tiles)
+            keep_all = S == 0  # as the backward pass runs it
+            grid, block, shared = products.wgrad_geometry(
+                torch_dtype, regions, F, per_block, P, R, steps, tiles,
+                "keep_all" if keep_all else "shared")
             if shared > SHARED_LIMIT:
                 continue
-            function = module.get_function(f"try{i}_wgrad_{dtype}")
+            function = module.get_function(f"try{i}_wgrad_{'keep_all_' * keep_all}{dtype}")
             out = torch.zeros(width, F, device="cuda")
             args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out,
                     int(grid[2] > 1))
@@ -224,7 +233,8 @@ def sweep_wgrad(module, quick):
             work()
             error = relative_error(out, expected)
             ms = kernel_ms(work)
-            results.append({"problem": problem, "kernel": "region_wgrad mma",
+            results.append({"problem": problem,
+                            "kernel": "keep_all mma" if keep_all else "region_wgrad mma",
                             "tiles": tiles.cuda(), "ms": ms, "split": grid[2],
                             "error": error, "tflops": flops / ms / 1e9,
                             "registers": function.num_regs,
@@ -236,7 +246,8 @@ def main():
     quick = "--quick" in sys.argv
     source = module_source()
     module = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS)
-    results = sweep_gather(module, quick) + sweep_wgrad(module, quick)
+    results = ([] if "--wgrad" in sys.argv else sweep_gather(module, quick)) + sweep_wgrad(
+        module, quick)
     problems = dict.fromkeys(r["problem"] for r in results)
     for problem in problems:
         rows = [r for r in results if r["problem"] == problem]
