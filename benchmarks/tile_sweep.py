@@ -51,9 +51,10 @@ def module_source():
     for i, tiles in enumerate(WGRAD_CANDIDATES):
         lines.append(f"typedef {tiles.cuda()} WgradTry{i};")
         for dtype, ctype in (("float32", "float"), ("bfloat16", "bf16")):
-            lines.append(f"WGRAD_ENTRY(try{i}_wgrad_{dtype}, {ctype}, WgradTry{i}, false)")
+            lines.append(f"WGRAD_ENTRY(try{i}_wgrad_{dtype}, {ctype}, WgradTry{i}, "
+                         "SHARED_ACCUMULATOR)")
             lines.append(f"WGRAD_ENTRY(try{i}_wgrad_keep_all_{dtype}, {ctype}, WgradTry{i}, "
-                         "true)")
+                         "KEEP_ALL)")
     return "\n".join(lines)
 
 

@@ -5,8 +5,8 @@ shared-accumulator kernel of two warpgroups that share each B tile ("tall"), and
 against mma.sync's shared accumulator ("mma"). For coarse 50% (S 4): "masked"
 (products.masked_wgrad: dnet's dropped slices read as zeros, sums in registers; the same two
 tilings) against region_wgrad's adds into the kept rows of a shared accumulator, one
-warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"), and mma.sync in
-float32. Each is checked against torch and timed (bench.measure.kernel_ms).
+warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"); in float32 mma.sync
+masked (128 x 256 tiles) against region_wgrad's ("mma"). Each is checked against torch and timed (bench.measure.kernel_ms).
 
 Usage: python3 benchmarks/wgrad_warpgroups.py
 Writes $OUT/wgrad_warpgroups.json (or benchmarks/results/ without $OUT) and prints a table.
@@ -34,6 +34,7 @@ CHOICES = [
     (4, torch.bfloat16, "masked 128x256", WIDE),
     (4, torch.bfloat16, "narrow", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "narrow"}),
     (4, torch.bfloat16, "pair", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "pair"}),
+    (4, torch.float32, "masked", {}),
     (4, torch.float32, "mma", {}),
 ]
 

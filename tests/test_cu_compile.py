@@ -43,7 +43,8 @@ def test_products_tilings_match_their_python_mirrors():
 
     text = (_loader.KERNEL_DIR / "products.cu").read_text()
     for name, tiles in [("SmallTiles", products.SMALL_TILES), ("LargeTiles", products.LARGE_TILES),
-                        ("WgradTiles", products.WGRAD_TILES)]:
+                        ("WgradTiles", products.WGRAD_TILES),
+                        ("WgradKeepAllTiles", products.WGRAD_KEEP_ALL_TILES)]:
         assert f"typedef {tiles.cuda()} {name};" in text, name
     hopper = (_loader.KERNEL_DIR / "hopper.cu").read_text()
     for entry, tiles in [("gather_mm_hopper_bfloat16_out_bfloat16", products.HOPPER_TILES)]:

@@ -272,15 +272,16 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
 @pytest.mark.parametrize("P", [4, 8, 16])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [64, 136])  # 136: a step spans three 64-row tiles
-@pytest.mark.parametrize("tiles", ["128x128", "128x256"])
-def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, tiles, monkeypatch):
-    monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if tiles == "128x256" else 10**9)
+@pytest.mark.parametrize("dtype,kernels", [(torch.bfloat16, "wgmma 128x128"),
+                                           (torch.bfloat16, "wgmma 128x256"),
+                                           (torch.bfloat16, "mma"), (torch.float32, "mma")])
+def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, dtype, kernels,
+                                                        monkeypatch):
+    monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
+    monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if kernels.endswith("256") else 10**9)
     width, features = 384, 160
-    if not products.masked_wgrad_fits(torch.bfloat16, torch.device("cuda"), P, steps, width,
-                                      features):
-        pytest.skip("masked_wgrad needs wgmma (sm_90)")
-    dnet = randn(steps * n, width, dtype=torch.bfloat16)
-    x = randn(steps * n, features, dtype=torch.bfloat16)
+    dnet = randn(steps * n, width, dtype=dtype)
+    x = randn(steps * n, features, dtype=dtype)
     kept = torch.rand(steps, width // P) < 0.5
     kept[:, :3] = torch.tensor([True, False, True])  # a dropped slice between kept ones
     slot = torch.where(kept, kept.int().cumsum(1) - 1, -1).int()
@@ -294,7 +295,7 @@ def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, tiles, monk
                 columns = slice(j * P, (j + 1) * P)
                 expected[columns] += (dnet[rows, columns].double().t()
                                       @ x[rows].double()).cpu()
-    assert relative_error(out.cpu(), expected) < PRODUCT_TOLERANCE[torch.bfloat16]
+    assert relative_error(out.cpu(), expected) < PRODUCT_TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -303,9 +304,6 @@ def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, tiles, monk
 def test_weight_gradients_add_into_out_when_accumulating(dtype, kernel, S):
     steps, n, P, R, features = 12, 64, 4, 8, 160
     width = 384
-    if kernel == "masked_wgrad" and not products.masked_wgrad_fits(
-            dtype, torch.device("cuda"), P, steps, width, features):
-        pytest.skip("masked_wgrad needs wgmma (sm_90) and bf16")
     dnet = randn(steps * n, width, dtype=dtype)
     x = randn(steps * n, features, dtype=dtype)
     index = torch.stack([torch.cat([g * R + torch.randperm(R)[:R - S].sort().values

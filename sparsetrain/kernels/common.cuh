@@ -157,6 +157,15 @@ __device__ __forceinline__ void store_accumulator(const float* acc, int rows, in
     }
 }
 
+// How region_wgrad (products.cu, hopper.cu) sums over the steps: into a shared accumulator
+// row of each step's kept slices; or in registers over all steps, written once, with no
+// shared accumulator and no wait at the end of each step, where every step keeps every slice
+// in order (KEEP_ALL: S = 0, as dense and fine run; compact column m is dW row m0 + m) or
+// where A is dnet itself with the slices each step dropped read as zeros (MASKED: Kc = 4H,
+// R = 1, S = 0, each slice its own region; the dropped slices cost tensor-core work but no
+// memory traffic).
+enum WgradSum { SHARED_ACCUMULATOR, KEEP_ALL, MASKED };
+
 // Asynchronous 16-byte global -> shared copies (sm_80+): a tile's loads stay in flight while the
 // tensor cores work on earlier tiles. Bytes past `src_bytes` (0..16) are filled with zeros, so
 // edges and padding need no separate stores. Groups complete in the order they were committed.
@@ -170,6 +179,37 @@ __device__ __forceinline__ void copy_async8(void* shared, const void* global, in
                  :: "r"(smem_address(shared)), "l"(global), "r"(src_bytes));
 }
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+// MASKED: table[step * PIECES + piece] says which 8-byte halves of the 16-byte piece at column
+// m0 + piece * CHUNK of dnet (Kc columns) each of the block's steps kept, from slot (steps x
+// Kc / P; -1: dropped): bit 0 the first half, bit 1 the second (both or neither where a slice
+// spans the piece). Ends with a barrier.
+template <int CHUNK, int PIECES, int THREADS>
+__device__ void kept_halves(const int* slot, int P, int Kc, int m0, int first_step, int steps,
+                            int* table) {
+    int slices = Kc / P;
+    for (int i = threadIdx.x; i < steps * PIECES; i += THREADS) {
+        const int* step_slot = slot + (size_t)(first_step + i / PIECES) * slices;
+        int column = m0 + CHUNK * (i % PIECES), code = 0;
+#pragma unroll
+        for (int half = 0; half < 2; ++half)
+            code |= (column < Kc && step_slot[(column + CHUNK / 2 * half) / P] >= 0) << half;
+        table[i] = code;
+    }
+    __syncthreads();
+}
+// A 16-byte piece of dnet (from) into shared memory, its dropped halves (code as kept_halves
+// gives it; 0 also outside the tile) as zeros; `any` is a valid address that is not read.
+template <typename T>
+__device__ __forceinline__ void copy_masked(T* to, const T* from, const void* any, int code) {
+    constexpr int HALF = 8 / sizeof(T);
+    if (code != 2) {  // a dropped second half: the zeros past src_bytes
+        copy_async16(to, code ? from : any, code == 3 ? 16 : 8 * code);
+    } else {
+        copy_async8(to, any, 0);
+        copy_async8(to + HALF, from + HALF, 8);
+    }
+}
 template <int PENDING> __device__ __forceinline__ void copy_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(PENDING));
 }

@@ -187,17 +187,8 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 // accumulator rows of that step's kept slices (its own rows and columns). Dynamic shared
 // memory: STAGES stages of wgrad_hopper_stage() elements (1024-byte aligned for the swizzle),
 // then the accumulator (rows x (BN + 8) floats).
-// Two other ways to sum, in registers over all steps, written once, with no shared
-// accumulator and no wait at the end of each step:
-// - KEEP_ALL (S = 0, as dense and fine run): every step keeps every slice in order, so compact
-//   column m is dW row m0 + m in every step.
-// - MASKED: vals is dnet itself (Kc = 4H, R = 1, S = 0: each slice its own region), and the
-//   block's tile is BM rows of dW = columns of dnet, of which A reads only the slices the step
-//   kept (slot[s][slice] >= 0) and zero-fills the dropped ones. Dropped slices cost
-//   tensor-core work but no memory traffic, and no step waits for its products. Its dynamic
-//   shared memory holds, after the stages, which halves of each 8-column chunk each of its
-//   steps kept.
-enum WgradSum { SHARED_ACCUMULATOR, KEEP_ALL, MASKED };
+// SUM: common.cuh's WgradSum. MASKED's dynamic shared memory holds, after the stages, which
+// halves of each 8-column piece each of its steps kept (kept_halves).
 
 template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage() {
     return 64 * BM + 64 * BN;
@@ -228,24 +219,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
     int my_steps = max(0, min(steps - first_step, steps_per_split)), tiles = my_steps * k_tiles;
     if constexpr (SUM == SHARED_ACCUMULATOR)
         for (int i = tid; i < acc_rows * ACC_STRIDE; i += THREADS) acc[i] = 0.f;
-    // MASKED: per step and 8-column chunk of the block's columns of dnet, which of its two
-    // 4-column halves the step kept (bit 0: the first, bit 1: the second; both or neither
-    // where P >= 8), so that the loads need no lookup by slice
-    int* kept_halves = reinterpret_cast<int*>(acc);
-    if constexpr (SUM == MASKED) {
-        int slices = Kc / P;
-        for (int i = tid; i < my_steps * M_CHUNKS; i += THREADS) {
-            const int* step_slot = slot + (size_t)(first_step + i / M_CHUNKS) * slices;
-            int column = m0 + 8 * (i % M_CHUNKS), code = 0;
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                int j = (column + 4 * half) / P;
-                code |= (column < Kc && step_slot[j] >= 0) << half;
-            }
-            kept_halves[i] = code;
-        }
-        __syncthreads();
-    }
+    int* halves = reinterpret_cast<int*>(acc);  // MASKED: kept_halves, so no load looks up
+    if constexpr (SUM == MASKED)
+        kept_halves<8, M_CHUNKS, THREADS>(slot, P, Kc, m0, first_step, my_steps, halves);
     auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BK * BM;
@@ -253,22 +229,15 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         const bf16* v = vals + (size_t)s * N * Kc;
         const bf16* x = X + (size_t)s * N * F;
         // MASKED: a thread's A chunks share their columns (THREADS is a multiple of M_CHUNKS)
-        int tile_halves = SUM == MASKED ? kept_halves[(tile / k_tiles) * M_CHUNKS + tid % M_CHUNKS]
-                                        : 0;
+        int tile_halves =
+            SUM == MASKED ? halves[(tile / k_tiles) * M_CHUNKS + tid % M_CHUNKS] : 0;
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
             int e = i * THREADS + tid, k = e / M_CHUNKS, m_chunk = e % M_CHUNKS, m = 8 * m_chunk;
             bf16* to = As + (m_chunk / 8) * BK * 64 + swizzled(k, m_chunk % 8);
             if constexpr (SUM == MASKED) {
-                // columns m..m+7 of dnet, a dropped half as zeros
-                int code = k0 + k < N ? tile_halves : 0;
-                const bf16* from = v + (size_t)(k0 + k) * Kc + m0 + m;
-                if (code != 2) {  // the second half's zeros past src_bytes
-                    copy_async16(to, code ? from : vals, code == 3 ? 16 : 8 * code);
-                } else {
-                    copy_async8(to, vals, 0);
-                    copy_async8(to + 4, from + 4, 8);
-                }
+                copy_masked(to, v + (size_t)(k0 + k) * Kc + m0 + m, vals,
+                            k0 + k < N ? tile_halves : 0);
             } else {
                 int bytes = k0 + k < N ? max(0, min(8, m_count - m)) * 2 : 0;
                 copy_async16(to, bytes ? v + (size_t)(k0 + k) * Kc + m0 + m : vals, bytes);

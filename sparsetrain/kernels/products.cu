@@ -169,14 +169,13 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
 // dW (which holds zeros or a sum over other steps).
 // Dynamic shared memory: the accumulator (regions_per_block*R*P x (C::BN + 8) floats; the pad
 // makes the float2 adds conflict-free), then C::STAGES stages of wgrad_stage<T, C>() elements.
-// KEEP_ALL (S = 0, as dense and fine run): compact column m is dW row m0 + m in every step, so
-// the sum stays in registers over all steps and is written once; no accumulator in shared
-// memory (which leaves room for a second block per SM).
+// SUM: common.cuh's WgradSum. KEEP_ALL and MASKED have no accumulator; MASKED keeps which
+// halves of each 16-byte piece its steps kept (kept_halves) after the stages.
 template <typename T, class C> __host__ __device__ constexpr int wgrad_stage() {
     return C::BK * (C::BM + Layout<T>::KMAJOR_PAD) + C::BK * (C::BN + Layout<T>::KMAJOR_PAD);
 }
 
-template <typename T, class C, bool KEEP_ALL>
+template <typename T, class C, WgradSum SUM>
 __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P, int R, int S,
                              int steps, int N, int F, int Kc, int regions_per_block, float* dW,
                              int add) {
@@ -191,14 +190,19 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
     int m0 = first_region * Kr, m_count = regions * Kr, n0 = blockIdx.x * C::BN;
     int acc_rows = regions * RP;
     float* acc = reinterpret_cast<float*>(shared_bytes);
+    constexpr bool KEEP_ALL = SUM != SHARED_ACCUMULATOR;  // sums in registers
+    constexpr int PIECES = C::BM / CH;
     T* stages = reinterpret_cast<T*>(KEEP_ALL ? acc : acc + regions_per_block * RP * ACC_STRIDE);
+    int* halves = reinterpret_cast<int*>(stages + C::STAGES * wgrad_stage<T, C>());
     int wm = (warp / C::WARPS_N) * C::WM, wn = (warp % C::WARPS_N) * C::WN;
     int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
     int first_step = blockIdx.z * steps_per_split;
     int k_tiles = (N + C::BK - 1) / C::BK;
-    int tiles = max(0, min(steps - first_step, steps_per_split)) * k_tiles;
+    int my_steps = max(0, min(steps - first_step, steps_per_split)), tiles = my_steps * k_tiles;
     if constexpr (!KEEP_ALL)
         for (int i = tid; i < acc_rows * ACC_STRIDE; i += C::THREADS) acc[i] = 0.f;
+    if constexpr (SUM == MASKED)
+        kept_halves<CH, PIECES, C::THREADS>(index, P, Kc, m0, first_step, my_steps, halves);
     auto issue = [&](int tile) {
         T* As = stages + (tile % C::STAGES) * wgrad_stage<T, C>();
         T* Bs = As + C::BK * LDA;
@@ -208,6 +212,11 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
             int e = (tid + i * C::THREADS) * CH, k = e / C::BM, m = e % C::BM;
+            if constexpr (SUM == MASKED) {
+                int code = k0 + k < N ? halves[(tile / k_tiles) * PIECES + m / CH] : 0;
+                copy_masked(&As[k * LDA + m], v + (size_t)(k0 + k) * Kc + m0 + m, vals, code);
+                continue;
+            }
             int bytes = k0 + k < N ? max(0, min(CH, m_count - m)) * (int)sizeof(T) : 0;
             copy_async16(&As[k * LDA + m], bytes ? v + (size_t)(k0 + k) * Kc + m0 + m : vals,
                          bytes);
@@ -354,18 +363,20 @@ typedef Tiles<128, 256, 32, 2, 4, 3> WgradKeepAllTiles;
 GATHER_ENTRIES(small, SmallTiles)
 GATHER_ENTRIES(large, LargeTiles)
 
-// (slot: as hopper.cu's entries take it; these kernels read index.)
-#define WGRAD_ENTRY(NAME, T, TILES, KEEP_ALL)                                                  \
+// (MASKED reads slot where the others read index.)
+#define WGRAD_ENTRY(NAME, T, TILES, SUM)                                                       \
     extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                         \
         const T* vals, const T* X, const int* index, const int* slot, int P, int R, int S,     \
         int steps, int N, int F, int Kc, int regions_per_block, float* dW, int add) {          \
-        region_wgrad<T, TILES, KEEP_ALL>(vals, X, index, P, R, S, steps, N, F, Kc,             \
-                                         regions_per_block, dW, add);                          \
+        region_wgrad<T, TILES, SUM>(vals, X, SUM == MASKED ? slot : index, P, R, S, steps, N,  \
+                                    F, Kc, regions_per_block, dW, add);                        \
     }
-WGRAD_ENTRY(region_wgrad_float32, float, WgradTiles, false)
-WGRAD_ENTRY(region_wgrad_bfloat16, bf16, WgradTiles, false)
-WGRAD_ENTRY(region_wgrad_keep_all_float32, float, WgradKeepAllTiles, true)
-WGRAD_ENTRY(region_wgrad_keep_all_bfloat16, bf16, WgradKeepAllTiles, true)
+WGRAD_ENTRY(region_wgrad_float32, float, WgradTiles, SHARED_ACCUMULATOR)
+WGRAD_ENTRY(region_wgrad_bfloat16, bf16, WgradTiles, SHARED_ACCUMULATOR)
+WGRAD_ENTRY(region_wgrad_keep_all_float32, float, WgradKeepAllTiles, KEEP_ALL)
+WGRAD_ENTRY(region_wgrad_keep_all_bfloat16, bf16, WgradKeepAllTiles, KEEP_ALL)
+WGRAD_ENTRY(region_wgrad_masked_float32, float, WgradKeepAllTiles, MASKED)
+WGRAD_ENTRY(region_wgrad_masked_bfloat16, bf16, WgradKeepAllTiles, MASKED)
 
 #define COLSUM_ENTRY(NAME, T)                                                                  \
     extern "C" __global__ void NAME(const T* vals, const int* slot, int P, int N, int Kc,       \

@@ -37,6 +37,7 @@ class Tiles:
 SMALL_TILES = Tiles(64, 128, 32, 2, 4, 4)   # SmallTiles: for 64-row index groups (N = 64)
 LARGE_TILES = Tiles(128, 128, 32, 2, 4, 3)  # LargeTiles: where 128 rows fit in a group
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
+WGRAD_KEEP_ALL_TILES = Tiles(128, 256, 32, 2, 4, 3)  # WgradKeepAllTiles (and masked)
 HOPPER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
 HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
 HOPPER_WGRAD_TALL_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)   # two, sharing B tiles
@@ -300,7 +301,9 @@ def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: in
     blocks fill the GPU."""
     keep_all = S == 0 and WGRAD_KEEP_ALL
     if not _wgmma(dtype, device):
-        return "products", "region_wgrad_keep_all" if keep_all else "region_wgrad", WGRAD_TILES
+        if keep_all:
+            return "products", "region_wgrad_keep_all", WGRAD_KEEP_ALL_TILES
+        return "products", "region_wgrad", WGRAD_TILES
     if keep_all:
         tiles = register_tiles(regions * R * P, features)
         return "hopper", f"region_wgrad_hopper_keep_all{_wide(tiles)}", tiles
@@ -334,8 +337,8 @@ def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_
                        SMS * tiles.blocks_per_sm // (blocks[0] * blocks[1])))
     shared = wgrad_shared_bytes(dtype, regions_per_block * R * P if sum_ == "shared" else 0,
                                 tiles)
-    if sum_ == "masked":  # an int per step and 8 columns
-        shared += 4 * -(-steps // split) * (tiles.rows // 8)
+    if sum_ == "masked":  # an int per step and 16-byte piece of the block's columns
+        shared += 4 * -(-steps // split) * (tiles.rows // chunk_elements(dtype))
     return ((*blocks, split), (tiles.threads,), shared)
 
 
@@ -351,13 +354,22 @@ def _wide(tiles: Tiles) -> str:
     return "_wide" if tiles is HOPPER_WGRAD_REGISTER_WIDE_TILES else ""
 
 
+def _masked_kernel(dtype: torch.dtype, device: torch.device, width: int,
+                   features: int) -> tuple[str, str, Tiles]:
+    """(module, entry, tiles) of masked_wgrad: wgmma (bf16 on sm_90), else mma.sync."""
+    if _wgmma(dtype, device):
+        tiles = register_tiles(width, features)
+        return "hopper", f"region_wgrad_hopper_masked{_wide(tiles)}_bfloat16", tiles
+    return "products", f"region_wgrad_masked_{DTYPE_NAMES[dtype]}", WGRAD_KEEP_ALL_TILES
+
+
 def masked_wgrad_fits(dtype: torch.dtype, device: torch.device, P: int, steps: int,
                       width: int, features: int) -> bool:
-    """Whether masked_wgrad has a kernel for this product: wgmma (bf16, sm_90), P 4 or a
-    multiple of 8, and the slots of a block's steps in shared memory."""
-    if not (_wgmma(dtype, device) and (P == 4 or P % 8 == 0)):
+    """Whether masked_wgrad has a kernel for this product: P 4 or a multiple of 8, 4H a
+    multiple of the tile's rows, and which slices a block's steps kept in shared memory."""
+    if not (P == 4 or P % 8 == 0):
         return False
-    tiles = register_tiles(width, features)
+    tiles = _masked_kernel(dtype, device, width, features)[2]
     shared = wgrad_geometry(dtype, width // P, features, tiles.rows // P, P, 1, steps, tiles,
                             "masked")[2]
     return width % tiles.rows == 0 and shared <= SHARED_LIMIT
@@ -367,9 +379,9 @@ def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int
                  out: torch.Tensor, accumulate: bool = False) -> None:
     """out (4H, F) float32 = sum over steps of m_t^T x_t (accumulate: out += it), where m_t is
     dnet_t (N, 4H) with the slices the step dropped (slot[t][slice] == -1; P columns each)
-    read as zeros. dnet (steps*N, 4H), x (steps*N, F) bf16; only where masked_wgrad_fits.
+    read as zeros. dnet (steps*N, 4H), x (steps*N, F); only where masked_wgrad_fits.
 
-    As fast as dense's weight gradient and faster on H100 than region_wgrad's adds of each
+    As fast as dense's weight gradient, and faster on H100 than region_wgrad's adds of each
     step into the kept rows, though its tensor cores multiply the zeros
     (benchmarks/results/wgrad_warpgroups.json)."""
     expect_kernel_dtype(dnet.dtype, "dnet")
@@ -377,20 +389,20 @@ def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int
     expect_rule(steps > 0 and rows % steps == 0, f"masked_wgrad: {steps} steps must divide {rows}")
     features = x.shape[1] if x.dim() == 2 else -1
     expect_rule(masked_wgrad_fits(dnet.dtype, dnet.device, P, steps, width, features),
-                f"masked_wgrad: no kernel for {dnet.dtype}, P={P}, 4H={width} on this GPU")
+                f"masked_wgrad: no kernel for {dnet.dtype}, P={P}, 4H={width}")
     expect_rule(features % chunk_elements(dnet.dtype) == 0,
                 f"masked_wgrad: x's width must be a multiple of {chunk_elements(dnet.dtype)}")
     expect(dnet, "dnet", dnet.dtype)
     expect(x, "x", dnet.dtype, (rows, features))
     expect(slot, "slot", torch.int32, (steps, width // P))
     expect(out, "out", torch.float32, (width, features))
-    tiles = register_tiles(width, features)
+    module, entry, tiles = _masked_kernel(dnet.dtype, dnet.device, width, features)
     slices_per_block = tiles.rows // P
     grid, block, shared = wgrad_geometry(dnet.dtype, width // P, features, slices_per_block, P,
                                          1, steps, tiles, "masked")
     if grid[2] > 1 and not accumulate:
         out.zero_()
-    launch("hopper", f"region_wgrad_hopper_masked{_wide(tiles)}_bfloat16", grid, block,
+    launch(module, entry, grid, block,
            (dnet, x, slot, slot, P, 1, 0, steps, rows // steps, features, width,
             slices_per_block, out, int(accumulate or grid[2] > 1)), shared_mem=shared)
 
