@@ -1,13 +1,16 @@
 """The backward pass of one layer on the kernels, one plan per method.
 
 Every plan runs the per-step loop t = T-1 .. 0 (fused cell step -> selection -> dh_{t-1} from
-s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T*N rows.
+s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T*N rows, on
+three side streams (parallel branches of the captured graph).
 
     dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
     coarse  norms fused into the cell step; each step's product selects the kept slices
-            itself, reads them from dnet and writes the step's compact form and index; every
-            product reads only the kept slices (index into W rows / dW rows, nothing copied);
-            on wgmma the weight gradients read dnet with the dropped slices masked to zeros
+            itself, reads them from dnet and writes the step's compact form and index; it and
+            dx read only the kept slices (index into W rows, nothing copied); the weight
+            gradients read dnet with the dropped slices as zeros where masked_wgrad fits
+            (faster on H100 than skipping them, as they never wait per step), else add each
+            step's compact product into its kept dW rows
     fine    norms fused into the cell step; selection writes the compact form and zeroes
             the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
