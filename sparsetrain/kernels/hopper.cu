@@ -189,7 +189,6 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 // then the accumulator (rows x (BN + 8) floats).
 // SUM: common.cuh's WgradSum. MASKED's dynamic shared memory holds, after the stages, which
 // halves of each 8-column piece each of its steps kept (kept_halves).
-
 template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage() {
     return 64 * BM + 64 * BN;
 }
