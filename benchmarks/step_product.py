@@ -8,12 +8,13 @@ per slice). Before the selection moved into the product, a step cost `plain` plu
 selection kernel (3.9 us at large bf16, 7.9 us at xl: benchmarks/NOTES.md). P = 4 reads bf16
 slices as 8-byte halves; P = 8 (R = 4) whole chunks.
 
-Usage: python3 benchmarks/step_product.py
+Usage: python3 benchmarks/step_product.py [--splits]   (--splits: also every split-K 2..32)
 Writes $OUT/step_product.json (or benchmarks/results/ without $OUT) and prints a table.
 """
 import json
 import os
 import pathlib
+import sys
 
 import torch
 
@@ -21,8 +22,10 @@ from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import products
 
 
-def times(hidden: int, batch: int, dtype: torch.dtype, P: int, R: int) -> dict:
-    """{"split": split-K, "us": {column: microseconds}} for one problem."""
+def times(hidden: int, batch: int, dtype: torch.dtype, P: int, R: int,
+          split: int | None = None) -> dict:
+    """{"split": split-K, "us": {column: microseconds}} for one problem (split: as the
+    backward pass picks it, unless given)."""
     S = R // 2
     width, keep = 4 * hidden, R - S
     regions = width // (P * R)
@@ -35,7 +38,7 @@ def times(hidden: int, batch: int, dtype: torch.dtype, P: int, R: int) -> dict:
     slot = torch.empty(width // P, device="cuda", dtype=torch.int32)
     energy = torch.empty(regions, 2, device="cuda")
     out = torch.zeros(batch, hidden, device="cuda")
-    split = products.step_split(batch, hidden, kc, dtype, dnet.device)
+    split = split or products.step_split(batch, hidden, kc, dtype, dnet.device)
     partial = torch.rand(batch // 8, width // P, device="cuda")
     flat = index.reshape(1, -1)
     row = {"plain": kernel_ms(lambda: products.gather_mm(values, w, flat, P, batch, out, split)),
@@ -46,12 +49,14 @@ def times(hidden: int, batch: int, dtype: torch.dtype, P: int, R: int) -> dict:
 
 def main():
     results = []
+    splits = [None] + ([2, 4, 8, 16, 32] if "--splits" in sys.argv else [])
     for name in ("large", "xl", "ptb", "nmt"):
         hidden, batch, _, _ = SHAPES[name]
         for dtype in (torch.bfloat16, torch.float32):
             for P, R in ((4, 8), (8, 4)):
-                results.append({"shape": name, "dtype": str(dtype).split(".")[1], "P": P,
-                                "R": R, **times(hidden, batch, dtype, P, R)})
+                for split in splits:
+                    results.append({"shape": name, "dtype": str(dtype).split(".")[1], "P": P,
+                                    "R": R, **times(hidden, batch, dtype, P, R, split)})
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "step_product.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
@@ -61,6 +66,7 @@ def main():
         us = r["us"]
         print(f"{r['shape']:6} {r['dtype']:9} {r['P']:2} {r['split']:5d} "
               + " ".join(f"{us[n]:10.1f}" for n in names))
+
 
 if __name__ == "__main__":
     main()
