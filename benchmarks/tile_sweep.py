@@ -224,8 +224,7 @@ def sweep_wgrad(module, quick):
                 continue
             function = module.get_function(f"try{i}_wgrad_{'keep_all_' * keep_all}{dtype}")
             out = torch.zeros(width, F, device="cuda")
-            args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out,
-                    int(grid[2] > 1))
+            args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out)
 
             def work():
                 if grid[2] > 1:

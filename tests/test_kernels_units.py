@@ -299,36 +299,6 @@ def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, dtype, kern
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kernel,S", [("region_wgrad", 4), ("region_wgrad", 0),
-                                      ("masked_wgrad", 4)])
-def test_weight_gradients_add_into_out_when_accumulating(dtype, kernel, S):
-    steps, n, P, R, features = 12, 64, 4, 8, 160
-    width = 384
-    dnet = randn(steps * n, width, dtype=dtype)
-    x = randn(steps * n, features, dtype=dtype)
-    index = torch.stack([torch.cat([g * R + torch.randperm(R)[:R - S].sort().values
-                                    for g in range(width // (P * R))])
-                         for _ in range(steps)]).int()
-    slot = torch.full((steps, width // P), -1, dtype=torch.int32)
-    for t in range(steps):
-        slot[t, index[t].long()] = torch.arange(index.shape[1], dtype=torch.int32)
-    columns = torch.tensor(_gathered_rows(index.flatten(), P)).reshape(steps, -1)
-    values = torch.cat([dnet[t * n:(t + 1) * n][:, columns[t].cuda()] for t in range(steps)])
-    before = randn(width, features)
-    out = before.clone()
-    if kernel == "masked_wgrad":
-        products.masked_wgrad(dnet, x, slot.cuda(), P, steps, out, accumulate=True)
-    else:
-        products.region_wgrad(values, x, index.cuda(), slot.cuda(), P, R, S, steps, out,
-                              accumulate=True)
-    expected = before.double()
-    for t in range(steps):
-        rows = slice(t * n, (t + 1) * n)
-        expected[columns[t].cuda()] += values[rows].double().t() @ x[rows].double()
-    assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_step_column_sums_scatter_kept_columns_and_zero_the_rest(dtype):
     steps, n, P, width, kept_slices = 2, 48, 4, 64, 9
     values = randn(steps * n, kept_slices * P, dtype=dtype)

@@ -133,11 +133,42 @@ class _Loop:
         s = self.s
         return torch.cat([s.h0.unsqueeze(0), s.output[:-1]]).reshape(-1, self.hidden)
 
-    def batched(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
-                R: int, S: int, dnet: torch.Tensor | None = None) -> "_Batched":
-        """The products over all steps, from s of every step in compact form (values:
-        T*N x Kc); with dnet (T*N x 4H) the weight gradients mask it where they can."""
-        return _Batched(self, values, index, slot, P, R, S, dnet)
+    def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
+               R: int, S: int, dnet: torch.Tensor | None = None) -> LayerGrads:
+        """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
+        dnet (T*N x 4H) the weight gradients mask it where they can. The three products run on
+        side streams (parallel branches of a captured graph), so each one's last partial wave
+        of blocks overlaps the others'."""
+        s, dtype, device = self.s, self.s.x.dtype, self.s.x.device
+        x, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
+        # allocated on the current stream, before any side stream writes them
+        d_x = torch.empty(x.shape, device=device, dtype=dtype)
+        d_w_ih = torch.empty(self.width, x.shape[1], device=device)
+        d_w_hh = torch.empty(self.width, self.hidden, device=device)
+        columns = torch.empty(self.steps, self.width, device=device)
+
+        def d_x_and_bias() -> None:
+            products.gather_mm(values, s.w_ih, index, P, self.batch, d_x)
+            products.step_column_sums(values, slot, P, self.steps, columns)
+
+        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
+            if dnet is not None and products.masked_wgrad_fits(
+                    dtype, device, P, self.steps, self.width, inputs.shape[1]):
+                products.masked_wgrad(dnet, inputs, slot, P, self.steps, d_w)
+            else:
+                products.region_wgrad(values, inputs, index, slot, P, R, S, self.steps, d_w)
+
+        main = torch.cuda.current_stream()
+        sides = _side_streams(main.device)
+        for side, work in zip(sides, (d_x_and_bias, lambda: weight_gradient(x, d_w_ih),
+                                      lambda: weight_gradient(h_prev, d_w_hh))):
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                work()
+        for side in sides:
+            main.wait_stream(side)
+        return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), d_w_ih.to(dtype),
+                          d_w_hh.to(dtype), columns.sum(0).to(dtype))
 
     def dense_index(self) -> tuple[torch.Tensor, torch.Tensor]:
         slices = torch.arange(self.width // DENSE_SLICE, device=self.s.x.device,
@@ -146,98 +177,22 @@ class _Loop:
         return table, table
 
 
-# The recurrence's steps in this many chunks: each chunk's batched products start on side
-# streams once its steps are done, while the recurrence goes on (the last chunk's after it).
-# One chunk: all after the last step. More ran 1-16% slower on H100 (the products slow the
-# latency-bound steps more than they hide; benchmarks/overlap.py, results/overlap.json).
-BATCHED_CHUNKS = 1
-
-
 @functools.cache
 def _side_streams(device: torch.device) -> tuple[torch.cuda.Stream, ...]:
     return tuple(torch.cuda.Stream(device) for _ in range(3))
-
-
-class _Batched:
-    """dx, dW_ih, dW_hh and db, a chunk of steps at a time (`done(t)` after each step) on three
-    side streams, so that they run beside the recurrence's latency-bound steps; in a captured
-    graph they are parallel branches. `grads()` joins them."""
-
-    def __init__(self, loop: _Loop, values: torch.Tensor, index: torch.Tensor,
-                 slot: torch.Tensor, P: int, R: int, S: int, dnet: torch.Tensor | None) -> None:
-        s, device = loop.s, loop.s.x.device
-        self.loop, self.values, self.index, self.slot, self.dnet = loop, values, index, slot, dnet
-        self.P, self.R, self.S = P, R, S
-        self.x, self.h_prev = s.x.reshape(-1, s.x.shape[2]), loop.h_prev()
-        # allocated here, on the current stream, before any side stream writes them
-        self.d_x = torch.empty(self.x.shape, device=device, dtype=s.x.dtype)
-        self.d_w_ih = torch.zeros(loop.width, self.x.shape[1], device=device)
-        self.d_w_hh = torch.zeros(loop.width, loop.hidden, device=device)
-        self.columns = torch.empty(loop.steps, loop.width, device=device)
-        self.chunk = -(-loop.steps // BATCHED_CHUNKS)
-        self.end = loop.steps  # steps [end, T) are launched
-        self.main = torch.cuda.current_stream()
-        self.sides = _side_streams(self.main.device)
-
-    def done(self, t: int) -> None:
-        """Step t is queued: launch the chunk it completes."""
-        if t % self.chunk == 0:
-            self._launch(t)
-
-    def _launch(self, first: int) -> None:
-        steps, rows = self.end - first, slice(first * self.loop.batch, self.end * self.loop.batch)
-        if steps == 0:
-            return
-        index, slot = self.index[first:self.end], self.slot[first:self.end]
-        values, P = self.values[rows], self.P
-
-        def d_x_and_bias() -> None:
-            products.gather_mm(values, self.loop.s.w_ih, index, P, self.loop.batch,
-                               self.d_x[rows])
-            products.step_column_sums(values, slot, P, steps, self.columns[first:self.end])
-
-        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
-            dtype, width = inputs.dtype, self.loop.width
-            if self.dnet is not None and products.masked_wgrad_fits(
-                    dtype, inputs.device, P, steps, width, inputs.shape[1]):
-                products.masked_wgrad(self.dnet[rows], inputs, slot, P, steps, d_w,
-                                      accumulate=True)
-            else:
-                products.region_wgrad(values, inputs, index, slot, P, self.R, self.S, steps,
-                                      d_w, accumulate=True)
-
-        works = (d_x_and_bias, lambda: weight_gradient(self.x[rows], self.d_w_ih),
-                 lambda: weight_gradient(self.h_prev[rows], self.d_w_hh))
-        for side, work in zip(self.sides, works):
-            side.wait_stream(self.main)
-            with torch.cuda.stream(side):
-                work()
-        self.end = first
-
-    def grads(self) -> LayerGrads:
-        self._launch(0)
-        for side in self.sides:
-            self.main.wait_stream(side)
-        loop, dtype = self.loop, self.loop.s.x.dtype
-        return LayerGrads(self.d_x, loop.dh.to(dtype), loop.dc.to(dtype),
-                          self.d_w_ih.to(dtype), self.d_w_hh.to(dtype),
-                          self.columns.sum(0).to(dtype))
 
 
 def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
     split = loop.split(loop.width)
-    batched = loop.batched(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE,
-                           DENSE_REGION, 0)
     for t in range(loop.steps - 1, -1, -1):
         if mask_step is None:
             loop.cell(t, dnet[t])
         else:
             mask_step(t, dnet[t])
         loop.recur(dnet[t], index[t:t + 1], DENSE_SLICE, split)
-        batched.done(t)
-    return batched.grads()
+    return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
 
 
 def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
@@ -252,14 +207,12 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                           device=device)
     split = loop.split(values.shape[2])
-    batched = loop.batched(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                           dnet.reshape(T * N, -1))
     for t in range(T - 1, -1, -1):
         loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
         loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
                             energy[t])
-        batched.done(t)
-    grads = batched.grads()
+    grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
+                        dnet.reshape(T * N, -1))
     grads.step_summary = _step_summary(energy, R - S, R)
     return grads
 

@@ -196,7 +196,7 @@ template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage()
 template <int WG_BN, int WG_M, int WG_N, int STAGES, bool ALTERNATE, WgradSum SUM>
 __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index,
                                     const int* slot, int P, int R, int S, int steps, int N,
-                                    int F, int Kc, int regions_per_block, float* dW, int add) {
+                                    int F, int Kc, int regions_per_block, float* dW) {
     constexpr int BM = 64 * WG_M, BN = WG_BN * WG_N, BK = 64, THREADS = 128 * WG_M * WG_N;
     constexpr int ACC_STRIDE = BN + 8, M_CHUNKS = BM / 8, N_CHUNKS = BN / 8;
     constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
@@ -330,13 +330,14 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                     if (col + 8 * i < F)
                         store_pair(dW + (size_t)(m0 + m + 8 * half) * F + col + 8 * i,
                                    d_even[4 * i + 2 * half], d_even[4 * i + 2 * half + 1],
-                                   add);
+                                   gridDim.z > 1);
         return;
     }
     if (pending >= 0) add_pending(pending);
     __syncthreads();
     store_accumulator<THREADS, BN>(acc, acc_rows, ACC_STRIDE,
-                                   dW + (size_t)first_region * RP * F + n0, F, F - n0, add);
+                                   dW + (size_t)first_region * RP * F + n0, F, F - n0,
+                                   gridDim.z > 1);
 }
 
 #define HOPPER_ENTRY(NAME, OutT, WGS, WG_N, STAGES)                                             \
@@ -374,9 +375,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
 #define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM, BLOCKS)            \
     extern "C" __global__ void __launch_bounds__(128 * WG_M * WG_N, BLOCKS) NAME(              \
         const bf16* vals, const bf16* X, const int* index, const int* slot, int P, int R,       \
-        int S, int steps, int N, int F, int Kc, int regions_per_block, float* dW, int add) {    \
+        int S, int steps, int N, int F, int Kc, int regions_per_block, float* dW) {             \
         region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM>(                         \
-            vals, X, index, slot, P, R, S, steps, N, F, Kc, regions_per_block, dW, add);        \
+            vals, X, index, slot, P, R, S, steps, N, F, Kc, regions_per_block, dW);             \
     }
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3, true, SHARED_ACCUMULATOR, 1)
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false, SHARED_ACCUMULATOR, 1)

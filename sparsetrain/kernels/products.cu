@@ -164,9 +164,8 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
 // (the compact columns) by X_t and adds the result into the rows of those slices in a
 // shared-memory accumulator holding every row of its regions. The tiles run through the steps
 // without a break, so the pipeline never drains. gridDim.z > 1 splits the steps over blocks
-// that add their sums into dW (add must be set and dW hold zeros first): a block's tiles run
-// one after another, so short chains keep more SMs busy. With `add` the sums are added into
-// dW (which holds zeros or a sum over other steps).
+// that add their sums into dW (which must hold zeros first): a block's tiles run one after
+// another, so short chains keep more SMs busy.
 // Dynamic shared memory: the accumulator (regions_per_block*R*P x (C::BN + 8) floats; the pad
 // makes the float2 adds conflict-free), then C::STAGES stages of wgrad_stage<T, C>() elements.
 // SUM: common.cuh's WgradSum. KEEP_ALL and MASKED have no accumulator; MASKED keeps which
@@ -177,8 +176,7 @@ template <typename T, class C> __host__ __device__ constexpr int wgrad_stage() {
 
 template <typename T, class C, WgradSum SUM>
 __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P, int R, int S,
-                             int steps, int N, int F, int Kc, int regions_per_block, float* dW,
-                             int add) {
+                             int steps, int N, int F, int Kc, int regions_per_block, float* dW) {
     constexpr int KS = Mma<T>::K, CH = Layout<T>::CHUNK, ACC_STRIDE = C::BN + 8;
     constexpr int LDA = C::BM + Layout<T>::KMAJOR_PAD, LDB = C::BN + Layout<T>::KMAJOR_PAD;
     constexpr int A_CHUNKS = Copies<T, C>::A, B_CHUNKS = Copies<T, C>::B;
@@ -297,14 +295,14 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
                     int m = wm + 16 * mt + g + 8 * half, col = n0 + wn + 8 * nt + 2 * t;
                     if (m < m_count && col < F)
                         store_pair(dW + (size_t)(m0 + m) * F + col, c[mt][nt][2 * half],
-                                   c[mt][nt][2 * half + 1], add);
+                                   c[mt][nt][2 * half + 1], gridDim.z > 1);
                 }
         return;
     }
     __syncthreads();
     store_accumulator<C::THREADS, C::BN>(acc, acc_rows, ACC_STRIDE,
                                          dW + (size_t)first_region * RP * F + n0, F, F - n0,
-                                         add);
+                                         gridDim.z > 1);
 }
 
 // Per-step column sums of compact values scattered to their gate columns:
@@ -367,9 +365,9 @@ GATHER_ENTRIES(large, LargeTiles)
 #define WGRAD_ENTRY(NAME, T, TILES, SUM)                                                       \
     extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                         \
         const T* vals, const T* X, const int* index, const int* slot, int P, int R, int S,     \
-        int steps, int N, int F, int Kc, int regions_per_block, float* dW, int add) {          \
+        int steps, int N, int F, int Kc, int regions_per_block, float* dW) {                   \
         region_wgrad<T, TILES, SUM>(vals, X, SUM == MASKED ? slot : index, P, R, S, steps, N,  \
-                                    F, Kc, regions_per_block, dW, add);                        \
+                                    F, Kc, regions_per_block, dW);                             \
     }
 WGRAD_ENTRY(region_wgrad_float32, float, WgradTiles, SHARED_ACCUMULATOR)
 WGRAD_ENTRY(region_wgrad_bfloat16, bf16, WgradTiles, SHARED_ACCUMULATOR)

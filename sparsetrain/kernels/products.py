@@ -253,14 +253,13 @@ WGRAD_LEAST_STEPS = 4      # steps per block, at least
 
 def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
                  slot: torch.Tensor, P: int, R: int, S: int, steps: int,
-                 out: torch.Tensor, accumulate: bool = False) -> None:
-    """out (G*R*P, F) float32 = sum over steps of s_t^T x_t (accumulate: out += it);
-    values (steps*N, G*(R-S)*P), x (steps*N, F), index (steps, G*(R-S)) global slice numbers,
+                 out: torch.Tensor) -> None:
+    """out (G*R*P, F) float32 = sum over steps of s_t^T x_t; values (steps*N, G*(R-S)*P), x (steps*N, F), index (steps, G*(R-S)) global slice numbers,
     ascending per region, and slot (steps, G*R) each slice's compact slice or -1, the same
     selection.
 
     Where the (column, region) blocks are too few to fill the GPU, the steps are split
-    between blocks that add into out (zeroed here first unless accumulating)."""
+    between blocks that add into out (zeroed here first)."""
     expect_kernel_dtype(values.dtype, "values")
     rows, kc = values.shape
     expect_rule(steps > 0 and rows % steps == 0, f"region_wgrad: {steps} steps must divide {rows}")
@@ -286,11 +285,11 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
                                          P, R, steps, tiles,
                                          "keep_all" if "keep_all" in name else "shared")
-    if grid[2] > 1 and not accumulate:
+    if grid[2] > 1:
         out.zero_()
     launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
            (values, x, index, slot, P, R, S, steps, rows // steps, features, kc,
-            regions_per_block, out, int(accumulate or grid[2] > 1)), shared_mem=shared)
+            regions_per_block, out), shared_mem=shared)
 
 
 def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: int,
@@ -377,10 +376,10 @@ def masked_wgrad_fits(dtype: torch.dtype, device: torch.device, P: int, steps: i
 
 
 def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
-                 out: torch.Tensor, accumulate: bool = False) -> None:
-    """out (4H, F) float32 = sum over steps of m_t^T x_t (accumulate: out += it), where m_t is
-    dnet_t (N, 4H) with the slices the step dropped (slot[t][slice] == -1; P columns each)
-    read as zeros. dnet (steps*N, 4H), x (steps*N, F); only where masked_wgrad_fits.
+                 out: torch.Tensor) -> None:
+    """out (4H, F) float32 = sum over steps of m_t^T x_t, where m_t is dnet_t (N, 4H) with
+    the slices the step dropped (slot[t][slice] == -1; P columns each) read as zeros.
+    dnet (steps*N, 4H), x (steps*N, F); only where masked_wgrad_fits.
 
     As fast as dense's weight gradient, and faster on H100 than region_wgrad's adds of each
     step into the kept rows, though its tensor cores multiply the zeros
@@ -401,11 +400,11 @@ def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int
     slices_per_block = tiles.rows // P
     grid, block, shared = wgrad_geometry(dnet.dtype, width // P, features, slices_per_block, P,
                                          1, steps, tiles, "masked")
-    if grid[2] > 1 and not accumulate:
+    if grid[2] > 1:
         out.zero_()
     launch(module, entry, grid, block,
            (dnet, x, slot, slot, P, 1, 0, steps, rows // steps, features, width,
-            slices_per_block, out, int(accumulate or grid[2] > 1)), shared_mem=shared)
+            slices_per_block, out), shared_mem=shared)
 
 
 def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
