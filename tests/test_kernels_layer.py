@@ -137,19 +137,6 @@ def test_layer_gives_the_same_results_eagerly_and_replayed_as_graphs(spec, monke
         assert relative_error(replayed[name], eager[name]) < 1e-6, name
 
 
-@pytest.mark.parametrize("spec", [SPECS[0], SPECS[1]], ids=lambda s: s["name"])
-def test_batched_products_in_chunks_beside_the_steps_give_the_same_gradients(spec, monkeypatch):
-    from sparsetrain.kernels import backward as plans
-
-    monkeypatch.setenv("SPARSETRAIN_CUDA_GRAPHS", "0")  # graphs are not keyed by the chunks
-    inputs = separated_inputs(torch.float32)
-    whole, _, _ = gradients(lstm_layer, inputs, spec, torch.float32)
-    monkeypatch.setattr(plans, "BATCHED_CHUNKS", 3)  # two chunks of 2 of the 4 steps
-    chunked, _, _ = gradients(lstm_layer, inputs, spec, torch.float32)
-    for name in whole:
-        assert relative_error(chunked[name], whole[name]) < 1e-5, name
-
-
 def test_a_replayed_graph_follows_new_inputs_of_the_same_shape():
     spec = SPECS[1]
     first, second = separated_inputs(torch.float32), separated_inputs(torch.float32)
@@ -180,5 +167,6 @@ def test_a_replay_may_be_handed_the_graphs_own_input_copies():
     first = graphs.run(sparsifier, state)
     (_, captured), = list(graphs._graphs.items())[-1:]
     again = graphs.run(sparsifier, captured.inputs)
+    # not bitwise: the per-step product's split-K partial sums are added in any order
     for field in ("d_x", "d_w_ih", "d_w_hh", "d_h0"):
-        assert torch.equal(getattr(first, field), getattr(again, field)), field
+        assert relative_error(getattr(again, field), getattr(first, field)) < 1e-6, field
