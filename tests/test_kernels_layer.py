@@ -167,6 +167,8 @@ def test_a_replay_may_be_handed_the_graphs_own_input_copies():
     first = graphs.run(sparsifier, state)
     (_, captured), = list(graphs._graphs.items())[-1:]
     again = graphs.run(sparsifier, captured.inputs)
-    # not bitwise: the per-step product's split-K partial sums are added in any order
+    # Not bitwise: the per-step product's split-K partial sums are added in any order, and a
+    # last-bit difference in dh can round the next step's tf32 operands the other way (8e-6
+    # in d_x seen on H100). Reading the wrong inputs would differ by order one.
     for field in ("d_x", "d_w_ih", "d_w_hh", "d_h0"):
-        assert relative_error(getattr(again, field), getattr(first, field)) < 1e-6, field
+        assert relative_error(getattr(again, field), getattr(first, field)) < 1e-4, field
