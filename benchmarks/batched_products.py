@@ -1,7 +1,6 @@
 """gather_mm on the batched product dx = s W_ih of the bench shapes (bf16, H100), for dense
 (every slice) and coarse 50% (half the slices), against torch.matmul (cuBLAS) on the same
-un-indexed product: how far our batched products are from the library's; gather_mm on its
-plain and its warp-specialised kernels. Each is checked
+un-indexed product: how far our batched products are from the library's. Each is checked
 against torch and timed (bench.measure.kernel_ms).
 
 (Its first version also timed 128 x 256 tiles on four warpgroups: 3-19% slower than 128 x 128,
@@ -20,16 +19,6 @@ from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import products
 
 P = 4
-# gather_mm's kernels, by the products settings that select them: the plain 128 x 128 one
-# (every thread loads), and the warp-specialised ones (a warpgroup that only loads) on
-# 128 x 128 and 128 x 256 tiles.
-KERNELS = {
-    "gather_mm": {"SPECIALIZED": False},
-    "gather_mm ws 128x128": {"SPECIALIZED": True, "SPECIALIZED_GATHER_LEAST_BLOCKS": 0,
-                             "WIDE_LEAST_BLOCKS": 10 ** 9},
-    "gather_mm ws 128x256": {"SPECIALIZED": True, "SPECIALIZED_GATHER_LEAST_BLOCKS": 0,
-                             "WIDE_LEAST_BLOCKS": 0},
-}
 
 
 def main():
@@ -55,26 +44,17 @@ def main():
 
             def work():
                 products.gather_mm(values, w_ih, index, P, batch, out)
-            for kernel, settings in KERNELS.items():
-                shipped = {setting: getattr(products, setting) for setting in settings}
-                try:
-                    for setting, value in settings.items():
-                        setattr(products, setting, value)
-                    out.fill_(float("nan"))
-                    work()
-                    error = ((out.double() - expected).norm() / expected.norm()).item()
-                    ms = kernel_ms(work)
-                finally:
-                    for setting, value in shipped.items():
-                        setattr(products, setting, value)
-                results.append({"shape": name, "method": method, "kernel": kernel, "ms": ms,
-                                "error": error, "tflops": flops / ms / 1e9})
+            work()
+            error = ((out.double() - expected).norm() / expected.norm()).item()
+            ms = kernel_ms(work)
+            results.append({"shape": name, "method": method, "kernel": "gather_mm", "ms": ms,
+                            "error": error, "tflops": flops / ms / 1e9})
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "batched_products.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
-    print(f"{'shape':6} {'method':7} {'kernel':20} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
+    print(f"{'shape':6} {'method':7} {'kernel':13} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
     for r in results:
-        print(f"{r['shape']:6} {r['method']:7} {r['kernel']:20} {1000 * r['ms']:8.1f} "
+        print(f"{r['shape']:6} {r['method']:7} {r['kernel']:13} {1000 * r['ms']:8.1f} "
               f"{r['tflops']:8.1f} {r['error']:9.2e}")
 
 

@@ -47,14 +47,9 @@ def test_products_tilings_match_their_python_mirrors():
                         ("WgradKeepAllTiles", products.WGRAD_KEEP_ALL_TILES)]:
         assert f"typedef {tiles.cuda()} {name};" in text, name
     hopper = (_loader.KERNEL_DIR / "hopper.cu").read_text()
-    assert f"RING_BYTES = {products.RING_BYTES};" in hopper
-    for entry, tiles in [("gather_mm_hopper_bfloat16_out_bfloat16", products.HOPPER_TILES),
-                         ("gather_mm_hopper_specialized_bfloat16_out_bfloat16",
-                          products.HOPPER_SPECIALIZED_TILES),
-                         ("gather_mm_hopper_specialized_wide_bfloat16_out_bfloat16",
-                          products.HOPPER_SPECIALIZED_WIDE_TILES)]:
+    for entry, tiles in [("gather_mm_hopper_bfloat16_out_bfloat16", products.HOPPER_TILES)]:
         assert (f"HOPPER_ENTRY({entry}, bf16, {tiles.rows // 64}, {tiles.warps_n}, "
-                f"{tiles.stages}, {tiles.loading}, ") in hopper, entry
+                f"{tiles.stages})") in hopper, entry
     for entry, tiles in [("region_wgrad_hopper_bfloat16", products.HOPPER_WGRAD_TILES),
                          ("region_wgrad_hopper_tall_bfloat16", products.HOPPER_WGRAD_TALL_TILES),
                          ("region_wgrad_hopper_narrow_bfloat16",
@@ -67,11 +62,7 @@ def test_products_tilings_match_their_python_mirrors():
                          ("region_wgrad_hopper_keep_all_wide_bfloat16",
                           products.HOPPER_WGRAD_REGISTER_WIDE_TILES),
                          ("region_wgrad_hopper_masked_wide_bfloat16",
-                          products.HOPPER_WGRAD_REGISTER_WIDE_TILES),
-                         ("region_wgrad_hopper_keep_all_specialized_bfloat16",
-                          products.HOPPER_SPECIALIZED_TILES),
-                         ("region_wgrad_hopper_masked_wide_specialized_bfloat16",
-                          products.HOPPER_SPECIALIZED_WIDE_TILES)]:
+                          products.HOPPER_WGRAD_REGISTER_WIDE_TILES)]:
         groups_m, groups_n = tiles.warps_m // 4, tiles.warps_n  # warpgroups along M and N
         assert tiles.rows == 64 * groups_m, entry
         assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups_n}, {groups_m}, "

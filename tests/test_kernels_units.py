@@ -156,17 +156,12 @@ def _gathered_rows(index_row, P):
 @pytest.mark.parametrize("split_k", [1, 3])
 @pytest.mark.parametrize("P", [4, 12])  # 12: a split of Kc starts inside a slice
 @pytest.mark.parametrize("rows_per_group", [64, 128])  # 128: the 128-row tilings
-@pytest.mark.parametrize("kernels", ["wgmma", "wgmma specialized", "wgmma specialized 128x256",
-                                     "mma"])
+@pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])
 def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k, P,
-                                                         rows_per_group, kernels, monkeypatch):
+                                                         rows_per_group, wgmma, monkeypatch):
     if split_k > 1 and out_dtype != torch.float32:
         pytest.skip("split-K adds in float32 only")
-    monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
-    specialized = "specialized" in kernels  # however few the blocks
-    monkeypatch.setattr(products, "SPECIALIZED", specialized)
-    monkeypatch.setattr(products, "SPECIALIZED_GATHER_LEAST_BLOCKS", 0 if specialized else 10**9)
-    monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if kernels.endswith("256") else 10**9)
+    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
     groups, kept_slices, features = 3, 40, 328
     a = randn(groups * rows_per_group, kept_slices * P, dtype=a_dtype)
     b = randn(512, features, dtype=a_dtype)
@@ -247,14 +242,11 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [32, 136])  # 136: a step spans three 64-row tiles
 @pytest.mark.parametrize("P", [4, 8])
-@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "wgmma 128x256",
-                                     "wgmma plain", "wgmma plain 128x256", "mma"])
+@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "wgmma 128x256", "mma"])
 def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P, kernels,
                                                         monkeypatch):
     monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
-    # S = 0 (keep_all): warp-specialised unless "plain"; 128 x 256 however few the blocks
-    monkeypatch.setattr(products, "SPECIALIZED", "plain" not in kernels)
-    if kernels.endswith("128x256"):
+    if kernels == "wgmma 128x256":  # however few the blocks (S = 0: keep_all)
         monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0)
     if kernels == "wgmma two warpgroups":  # however few the blocks
         monkeypatch.setattr(products, "TWO_WARPGROUP_LEAST_BLOCKS", 0)
@@ -282,13 +274,10 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
 @pytest.mark.parametrize("n", [64, 136])  # 136: a step spans three 64-row tiles
 @pytest.mark.parametrize("dtype,kernels", [(torch.bfloat16, "wgmma 128x128"),
                                            (torch.bfloat16, "wgmma 128x256"),
-                                           (torch.bfloat16, "wgmma plain 128x128"),
-                                           (torch.bfloat16, "wgmma plain 128x256"),
                                            (torch.bfloat16, "mma"), (torch.float32, "mma")])
 def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, dtype, kernels,
                                                         monkeypatch):
     monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
-    monkeypatch.setattr(products, "SPECIALIZED", "plain" not in kernels)
     monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if kernels.endswith("256") else 10**9)
     width, features = 384, 160
     dnet = randn(steps * n, width, dtype=dtype)

@@ -65,89 +65,26 @@ __device__ __forceinline__ void fence_async_shared() {
 // Element offset of chunk c (8 elements) of row r in a swizzled run of 128-byte rows.
 __device__ __forceinline__ int swizzled(int r, int c) { return r * 64 + ((c ^ (r % 8)) * 8); }
 
-// Warp specialisation (LOADING > 0): the first LOADING warpgroups only load, into a ring of
-// STAGES stages; the others only multiply. Each stage has two mbarriers at the start of dynamic shared
-// memory (the stages follow at byte RING_BYTES, keeping their 1024-byte alignment): "full"
-// completes when the loaders' copies into it have landed (cp.async arrives on it for each
-// loader thread), "empty" when every multiplying thread has seen its wgmmas on it complete. So
-// loads run up to STAGES tiles ahead with no block-wide barrier in the loop, where the plain
-// kernels' every thread loads, waits and meets the others twice a tile.
-constexpr int RING_BYTES = 1024;
-__device__ __forceinline__ void ring_init(unsigned long long* ring, int stages, int loaders,
-                                          int multipliers) {
-    if (threadIdx.x == 0)
-        for (int s = 0; s < stages; ++s) {
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n"
-                         :: "r"(smem_address(ring + s)), "r"(loaders));
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n"
-                         :: "r"(smem_address(ring + stages + s)), "r"(multipliers));
-        }
-    __syncthreads();
-}
-__device__ __forceinline__ void ring_wait(unsigned long long* barrier, int parity) {
-    unsigned done = 0;
-    while (!done)
-        asm volatile("{\n.reg .pred p;\n"
-                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     "selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(smem_address(barrier)), "r"(parity) : "memory");
-}
-// load(tile, loader): loader thread `loader` of LOADERS issues its cp.async copies of `tile`
-// into stage tile % STAGES. multiply(tile): the multiplying warpgroup's wgmmas on it (between
-// the fence and the commit, which this adds). Both run over tiles 0 .. tiles - 1.
-template <int STAGES, int LOADERS, typename Load, typename Multiply>
-__device__ __forceinline__ void specialized_pipeline(unsigned long long* ring, int tiles,
-                                                     Load load, Multiply multiply) {
-    unsigned long long *full = ring, *empty = ring + STAGES;
-    if (threadIdx.x < LOADERS) {
-        for (int tile = 0; tile < tiles; ++tile) {
-            int stage = tile % STAGES;
-            if (tile >= STAGES) ring_wait(empty + stage, (tile / STAGES - 1) & 1);
-            load(tile, threadIdx.x);
-            asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n"
-                         :: "r"(smem_address(full + stage)) : "memory");
-        }
-        asm volatile("cp.async.wait_all;\n" ::: "memory");
-        return;
-    }
-    for (int tile = 0; tile < tiles; ++tile) {
-        ring_wait(full + tile % STAGES, (tile / STAGES) & 1);
-        fence_async_shared();
-        wgmma_fence();
-        multiply(tile);
-        wgmma_commit();
-        wgmma_wait<1>();  // the wgmmas of tile - 1 are done: its stage may be refilled
-        if (tile > 0)
-            asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n"
-                         :: "r"(smem_address(empty + (tile - 1) % STAGES)) : "memory");
-    }
-    wgmma_wait<0>();
-}
-
 // out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
 // over gridDim.z with red adds into fp32 out; SELECT as there). WGS x WG_N warpgroups of 64
 // rows x 128 columns each (those in a row share the A tile, in a column the B tile), BK = 64
 // (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
-// hopper_stage<WGS, WG_N>() elements, then the block's index entries (SPECIALIZED: after the
-// ring's barriers, and one more warpgroup that loads).
+// hopper_stage<WGS, WG_N>() elements, then the block's index entries.
 template <int WGS, int WG_N> __host__ __device__ constexpr int hopper_stage() {
     return 64 * WGS * 64 + 64 * 128 * WG_N;
 }
 
-template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT, int LOADING = 0>
+template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT>
 __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
                                  int rows_per_group, OutT* out, int M, int Kc, int F, int lda,
                                  StepSelection selection) {
-    static_assert(!(SELECT && LOADING), "the selecting product loads in every thread");
-    constexpr int BM = 64 * WGS, BN = 128 * WG_N, BK = 64;
-    constexpr int THREADS = 128 * (WGS * WG_N + LOADING), L = LOADING ? 128 * LOADING : THREADS;
-    constexpr int A_CHUNKS = BM * BK / 8 / L, B_CHUNKS = BK * BN / 8 / L;
+    constexpr int BM = 64 * WGS, BN = 128 * WG_N, BK = 64, THREADS = 128 * WGS * WG_N;
+    constexpr int A_CHUNKS = BM * BK / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
     constexpr int N_CHUNKS = BN / 8;
     constexpr int STAGE = hopper_stage<WGS, WG_N>();
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
-    auto* ring = reinterpret_cast<unsigned long long*>(shared_bytes);
-    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + (LOADING ? RING_BYTES : 0));
-    int tid = threadIdx.x, group = tid / 128 - LOADING, warp = (tid / 32) % 4, lane = tid % 32;
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     int group_m = group / WG_N, group_n = group % WG_N;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
@@ -157,17 +94,17 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     // P a power of two (always under SELECT): shifts, not divisions, in every B chunk's lookup
     int first_slice = share.first_slice, p_shift = __ffs(P) - 1;
     bool p_power = SELECT || (P & (P - 1)) == 0;
-    auto issue = [&](int tile, int loader) {
+    auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BM * BK;
         int k0 = k_begin + tile * BK;
-        int k_chunk = loader % 8, k = k0 + 8 * k_chunk;  // the same for all of its A chunks
+        int k_chunk = tid % 8, k = k0 + 8 * k_chunk;  // the same for all of a thread's A chunks
         ChunkColumns columns{};
         if constexpr (SELECT)
             if (k < k_end) columns = chunk_columns<bf16>(first_rows, first_slice, k, P, p_shift);
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
-            int m = (i * L + loader) / 8;
+            int m = (i * THREADS + tid) / 8;
             bool inside = m0 + m < M && k < k_end;
             const bf16* row = A + (size_t)min(m0 + m, M - 1) * lda;
             if constexpr (SELECT)
@@ -177,7 +114,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
-            int e = i * L + loader, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
+            int e = i * THREADS + tid, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
             int kk = k0 + k, n = n0 + 8 * n_chunk;
             bool inside = kk < k_end && n < F;
             int b_row = p_power ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
@@ -190,51 +127,42 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     float d[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) d[i] = 0.f;
-    auto multiply = [&](int tile) {
+    // Loads run STAGES-2 tiles ahead: a stage is refilled only once the wgmma two tiles back,
+    // the last that read it, has completed in both warpgroups (wait_group 1, then a barrier).
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < k_tiles) issue(s);
+        copy_async_commit();
+    }
+    for (int tile = 0; tile < k_tiles; ++tile) {
+        __syncthreads();
+        if (tile + STAGES - 2 < k_tiles) issue(tile + STAGES - 2);
+        copy_async_commit();
+        copy_async_wait<STAGES - 2>();
+        fence_async_shared();
+        __syncthreads();
+        if constexpr (SELECT)
+            if (selection.values) {
+                int k_chunk = tid % 8, k = k_begin + tile * BK + 8 * k_chunk;
+#pragma unroll
+                for (int i = 0; i < A_CHUNKS; ++i) {
+                    int m = (i * THREADS + tid) / 8;
+                    if (m0 + m < M && k < k_end)
+                        store_compact(selection, Kc, m0 + m, k, stages + (tile % STAGES) * STAGE
+                                                                + swizzled(m, k_chunk));
+                }
+            }
         const bf16* As = stages + (tile % STAGES) * STAGE + group_m * 64 * BK;
         const bf16* Bs = stages + (tile % STAGES) * STAGE + BM * BK + group_n * 2 * BK * 64;
+        wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
             wgmma_64x128<0>(d, tile_descriptor(As + 16 * j, 16, 1024),
                          tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024));
-    };
-    if constexpr (LOADING > 0) {
-        ring_init(ring, STAGES, L, THREADS - L);
-        specialized_pipeline<STAGES, L>(ring, k_tiles, issue, multiply);
-        if (tid < L) return;
-    } else {
-        // Loads run STAGES-2 tiles ahead: a stage is refilled only once the wgmma two tiles back,
-        // the last that read it, has completed in both warpgroups (wait_group 1, then a barrier).
-#pragma unroll
-        for (int s = 0; s < STAGES - 2; ++s) {
-            if (s < k_tiles) issue(s, tid);
-            copy_async_commit();
-        }
-        for (int tile = 0; tile < k_tiles; ++tile) {
-            __syncthreads();
-            if (tile + STAGES - 2 < k_tiles) issue(tile + STAGES - 2, tid);
-            copy_async_commit();
-            copy_async_wait<STAGES - 2>();
-            fence_async_shared();
-            __syncthreads();
-            if constexpr (SELECT)
-                if (selection.values) {
-                    int k_chunk = tid % 8, k = k_begin + tile * BK + 8 * k_chunk;
-#pragma unroll
-                    for (int i = 0; i < A_CHUNKS; ++i) {
-                        int m = (i * THREADS + tid) / 8;
-                        if (m0 + m < M && k < k_end)
-                            store_compact(selection, Kc, m0 + m, k, stages + (tile % STAGES) * STAGE
-                                                                    + swizzled(m, k_chunk));
-                    }
-                }
-            wgmma_fence();
-            multiply(tile);
-            wgmma_commit();
-            wgmma_wait<1>();
-        }
-        wgmma_wait<0>();
+        wgmma_commit();
+        wgmma_wait<1>();
     }
+    wgmma_wait<0>();
     int row = m0 + group_m * 64 + warp * 16 + lane / 4;
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
@@ -265,24 +193,19 @@ template <int BM, int BN> __host__ __device__ constexpr int wgrad_hopper_stage()
     return 64 * BM + 64 * BN;
 }
 
-template <int WG_BN, int WG_M, int WG_N, int STAGES, bool ALTERNATE, WgradSum SUM,
-          int LOADING = 0>
+template <int WG_BN, int WG_M, int WG_N, int STAGES, bool ALTERNATE, WgradSum SUM>
 __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* index,
                                     const int* slot, int P, int R, int S, int steps, int N,
                                     int F, int Kc, int regions_per_block, float* dW) {
-    static_assert(!(LOADING && SUM == SHARED_ACCUMULATOR),
-                  "the shared accumulator's adds meet every thread at each step's end");
-    constexpr int BM = 64 * WG_M, BN = WG_BN * WG_N, BK = 64;
-    constexpr int THREADS = 128 * (WG_M * WG_N + LOADING), L = LOADING ? 128 * LOADING : THREADS;
+    constexpr int BM = 64 * WG_M, BN = WG_BN * WG_N, BK = 64, THREADS = 128 * WG_M * WG_N;
     constexpr int ACC_STRIDE = BN + 8, M_CHUNKS = BM / 8, N_CHUNKS = BN / 8;
-    constexpr int A_CHUNKS = BK * BM / 8 / L, B_CHUNKS = BK * BN / 8 / L;
+    constexpr int A_CHUNKS = BK * BM / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
     constexpr int STAGE = wgrad_hopper_stage<BM, BN>();
-    static_assert(L % M_CHUNKS == 0, "a loader's A chunks share their columns");
+    static_assert(THREADS % M_CHUNKS == 0, "a thread's A chunks share their columns");
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
-    auto* ring = reinterpret_cast<unsigned long long*>(shared_bytes);
-    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + (LOADING ? RING_BYTES : 0));
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes);
     float* acc = reinterpret_cast<float*>(stages + STAGES * STAGE);
-    int tid = threadIdx.x, group = tid / 128 - LOADING, warp = (tid / 32) % 4, lane = tid % 32;
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     int group_m = group / WG_N, group_n = group % WG_N;
     int keep = R - S, Kr = keep * P, RP = R * P, G = Kc / Kr;
     int first_region = blockIdx.y * regions_per_block;
@@ -298,18 +221,18 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
     int* halves = reinterpret_cast<int*>(acc);  // MASKED: kept_halves, so no load looks up
     if constexpr (SUM == MASKED)
         kept_halves<8, M_CHUNKS, THREADS>(slot, P, Kc, m0, first_step, my_steps, halves);
-    auto issue = [&](int tile, int loader) {
+    auto issue = [&](int tile) {
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BK * BM;
         int s = first_step + tile / k_tiles, k0 = (tile % k_tiles) * BK;
         const bf16* v = vals + (size_t)s * N * Kc;
         const bf16* x = X + (size_t)s * N * F;
-        // MASKED: a loader's A chunks share their columns (L is a multiple of M_CHUNKS)
+        // MASKED: a thread's A chunks share their columns (THREADS is a multiple of M_CHUNKS)
         int tile_halves =
-            SUM == MASKED ? halves[(tile / k_tiles) * M_CHUNKS + loader % M_CHUNKS] : 0;
+            SUM == MASKED ? halves[(tile / k_tiles) * M_CHUNKS + tid % M_CHUNKS] : 0;
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
-            int e = i * L + loader, k = e / M_CHUNKS, m_chunk = e % M_CHUNKS, m = 8 * m_chunk;
+            int e = i * THREADS + tid, k = e / M_CHUNKS, m_chunk = e % M_CHUNKS, m = 8 * m_chunk;
             bf16* to = As + (m_chunk / 8) * BK * 64 + swizzled(k, m_chunk % 8);
             if constexpr (SUM == MASKED) {
                 copy_masked(to, v + (size_t)(k0 + k) * Kc + m0 + m, vals,
@@ -321,7 +244,7 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
-            int e = i * L + loader, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
+            int e = i * THREADS + tid, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
             int n = n0 + 8 * n_chunk;
             bool inside = k0 + k < N && n < F;
             copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8),
@@ -350,61 +273,52 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
         if ((s - first_step) % 2 == 0) add_step(d_even, s);
         else add_step(d_odd, s);
     };
-    // Tile `tile`'s wgmmas into d (a new sum where its first_product is 0).
-    auto multiply = [&](float* d, int tile, int first_product) {
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < tiles) issue(s);
+        copy_async_commit();
+    }
+    int pending = -1;  // the step whose products are still to be added
+    for (int tile = 0; tile < tiles; ++tile) {
+        int s = first_step + tile / k_tiles, k_tile = tile % k_tiles;
+        // Also orders one step's accumulator additions before the next step's.
+        __syncthreads();
+        if (tile + STAGES - 2 < tiles) issue(tile + STAGES - 2);
+        copy_async_commit();
+        copy_async_wait<STAGES - 2>();
+        fence_async_shared();
+        __syncthreads();
         const bf16* As = stages + (tile % STAGES) * STAGE;
         const bf16* Bs = As + BK * BM + group_n * (WG_BN / 64) * BK * 64;  // its 64-wide atoms
         As += group_m * BK * 64;
+        auto multiply = [&](float* d) {
 #pragma unroll
-        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
-            wgmma_64xn<WG_BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
-                                 tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
-                                 first_product > 0 || j > 0);
-    };
-    int pending = -1;  // the step whose products are still to be added
-    if constexpr (LOADING > 0) {
-        ring_init(ring, STAGES, L, THREADS - L);
-        specialized_pipeline<STAGES, L>(ring, tiles, issue,
-                                        [&](int tile) { multiply(d_even, tile, tile); });
-        if (tid < L) return;
-    } else {
-#pragma unroll
-        for (int s = 0; s < STAGES - 2; ++s) {
-            if (s < tiles) issue(s, tid);
-            copy_async_commit();
-        }
-        for (int tile = 0; tile < tiles; ++tile) {
-            int s = first_step + tile / k_tiles, k_tile = tile % k_tiles;
-            // Also orders one step's accumulator additions before the next step's.
-            __syncthreads();
-            if (tile + STAGES - 2 < tiles) issue(tile + STAGES - 2, tid);
-            copy_async_commit();
-            copy_async_wait<STAGES - 2>();
-            fence_async_shared();
-            __syncthreads();
-            int first_product = SUM != SHARED_ACCUMULATOR ? tile : k_tile;
-            wgmma_fence();
-            if (ALTERNATE && (s - first_step) % 2 == 1) multiply(d_odd, tile, first_product);
-            else multiply(d_even, tile, first_product);
-            wgmma_commit();
-            if constexpr (SUM != SHARED_ACCUMULATOR) {
-                wgmma_wait<1>();
-            } else if constexpr (ALTERNATE) {
-                wgmma_wait<1>();  // the group before this one is done
-                if (pending >= 0) {
-                    add_pending(pending);
-                    pending = -1;
-                }
-                if (k_tile == k_tiles - 1) pending = s;
-            } else if (k_tile < k_tiles - 1) {
-                wgmma_wait<1>();
-            } else {
-                wgmma_wait<0>();  // step s done: add it now
-                add_step(d_even, s);
+            for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
+                wgmma_64xn<WG_BN, 1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
+                                     tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024),
+                                     (SUM != SHARED_ACCUMULATOR ? tile : k_tile) > 0 || j > 0);
+        };
+        wgmma_fence();
+        if (ALTERNATE && (s - first_step) % 2 == 1) multiply(d_odd);
+        else multiply(d_even);
+        wgmma_commit();
+        if constexpr (SUM != SHARED_ACCUMULATOR) {
+            wgmma_wait<1>();
+        } else if constexpr (ALTERNATE) {
+            wgmma_wait<1>();  // the group before this one is done
+            if (pending >= 0) {
+                add_pending(pending);
+                pending = -1;
             }
+            if (k_tile == k_tiles - 1) pending = s;
+        } else if (k_tile < k_tiles - 1) {
+            wgmma_wait<1>();
+        } else {
+            wgmma_wait<0>();  // step s done: add it now
+            add_step(d_even, s);
         }
-        wgmma_wait<0>();
     }
+    wgmma_wait<0>();
     if constexpr (SUM != SHARED_ACCUMULATOR) {
         if (tiles == 0) return;  // a step split with no steps: nothing to add
         int m = group_m * 64 + warp * 16 + lane / 4, col = n0 + group_n * WG_BN + 2 * (lane % 4);
@@ -426,24 +340,17 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                                    gridDim.z > 1);
 }
 
-#define HOPPER_ENTRY(NAME, OutT, WGS, WG_N, STAGES, LOADING, BLOCKS)                           \
-    extern "C" __global__ void __launch_bounds__(128 * (WGS * WG_N + LOADING), BLOCKS)         \
-    NAME(const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, OutT* out,  \
-         int M, int Kc, int F) {                                                                \
-        gather_mm_hopper<OutT, WGS, WG_N, STAGES, false, LOADING>(                              \
-            A, B, index, P, rows_per_group, out, M, Kc, F, Kc, StepSelection{});                \
+#define HOPPER_ENTRY(NAME, OutT, WGS, WG_N, STAGES)                                             \
+    extern "C" __global__ void __launch_bounds__(128 * WGS * WG_N) NAME(                       \
+        const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, OutT* out,   \
+        int M, int Kc, int F) {                                                                 \
+        gather_mm_hopper<OutT, WGS, WG_N, STAGES, false>(A, B, index, P, rows_per_group, out,   \
+                                                         M, Kc, F, Kc, StepSelection{});        \
     }
 // Two warpgroups, three stages (96 KB, so two blocks share an SM; 4-6 stages ran 15-25%
 // slower, benchmarks/wgmma_probe.py --stages).
-HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 1, 3, 0, 1)
-HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3, 0, 1)
-// The same two multiplying warpgroups and a third that loads (warp-specialised): 128 x 128,
-// six stages (two blocks an SM would leave 80 registers a thread, too few for the wgmmas); or
-// four multiplying (128 x 256), four stages; one block an SM either way.
-HOPPER_ENTRY(gather_mm_hopper_specialized_bfloat16_out_float32, float, 2, 1, 6, 2, 1)
-HOPPER_ENTRY(gather_mm_hopper_specialized_bfloat16_out_bfloat16, bf16, 2, 1, 6, 2, 1)
-HOPPER_ENTRY(gather_mm_hopper_specialized_wide_bfloat16_out_float32, float, 2, 2, 4, 1, 1)
-HOPPER_ENTRY(gather_mm_hopper_specialized_wide_bfloat16_out_bfloat16, bf16, 2, 2, 4, 1, 1)
+HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 1, 3)
+HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3)
 // (Four warpgroups, 128 x 256, one block an SM, ran 3-19% slower on dx:
 // benchmarks/results/history/v8_gather_wide_tiles.json.)
 // The per-step product of coarse with its selection, as products.cu's SELECT_GATHER_ENTRY
@@ -465,32 +372,21 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
 // faster); the two-warpgroup ones ran 9-17% slower so and do not
 // (benchmarks/results/history/v7_wgrad_alternate.json).
 // BLOCKS: blocks per SM the registers must leave room for.
-#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM, BLOCKS,           \
-                           LOADING)                                                             \
-    extern "C" __global__ void __launch_bounds__(128 * (WG_M * WG_N + LOADING), BLOCKS)        \
-    NAME(const bf16* vals, const bf16* X, const int* index, const int* slot, int P, int R,      \
-         int S, int steps, int N, int F, int Kc, int regions_per_block, float* dW) {            \
-        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM, LOADING>(                \
+#define WGRAD_HOPPER_ENTRY(NAME, WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM, BLOCKS)            \
+    extern "C" __global__ void __launch_bounds__(128 * WG_M * WG_N, BLOCKS) NAME(              \
+        const bf16* vals, const bf16* X, const int* index, const int* slot, int P, int R,       \
+        int S, int steps, int N, int F, int Kc, int regions_per_block, float* dW) {             \
+        region_wgrad_hopper<WG_BN, WG_M, WG_N, STAGES, ALTERNATE, SUM>(                         \
             vals, X, index, slot, P, R, S, steps, N, F, Kc, regions_per_block, dW);             \
     }
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3, true, SHARED_ACCUMULATOR, 1, 0)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false, SHARED_ACCUMULATOR, 1, 0)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3, true, SHARED_ACCUMULATOR, 1, 0)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4, false, SHARED_ACCUMULATOR, 1, 0)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_bfloat16, 128, 1, 1, 3, true, SHARED_ACCUMULATOR, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_tall_bfloat16, 128, 2, 1, 3, false, SHARED_ACCUMULATOR, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_narrow_bfloat16, 64, 1, 1, 3, true, SHARED_ACCUMULATOR, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_pair_bfloat16, 64, 1, 2, 4, false, SHARED_ACCUMULATOR, 1)
 // Sums in registers: two warpgroups sharing the B tile, and two blocks an SM (96 KB of stages
 // each; masked: plus its kept halves); or, where their blocks fill the GPU, four warpgroups
 // (128 x 256: fewer bytes read per product) in one block an SM, four stages.
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_bfloat16, 128, 2, 1, 3, false, KEEP_ALL, 2, 0)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_bfloat16, 128, 2, 1, 3, false, MASKED, 2, 0)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_wide_bfloat16, 128, 2, 2, 4, false, KEEP_ALL, 1, 0)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false, MASKED, 1, 0)
-// The same with one more warpgroup that loads (warp-specialised; one block an SM, so 128 x 128
-// takes six stages).
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_specialized_bfloat16, 128, 2, 1, 6, false,
-                   KEEP_ALL, 1, 2)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_specialized_bfloat16, 128, 2, 1, 6, false, MASKED,
-                   1, 2)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_wide_specialized_bfloat16, 128, 2, 2, 4, false,
-                   KEEP_ALL, 1, 1)
-WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_specialized_bfloat16, 128, 2, 2, 4, false,
-                   MASKED, 1, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_bfloat16, 128, 2, 1, 3, false, KEEP_ALL, 2)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_bfloat16, 128, 2, 1, 3, false, MASKED, 2)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_wide_bfloat16, 128, 2, 2, 4, false, KEEP_ALL, 1)
+WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false, MASKED, 1)

@@ -24,11 +24,10 @@ class Tiles:
     stages: int      # tiles in flight
     padded: bool = True  # rows padded against bank conflicts (products.cu's Layout)
     blocks_per_sm: int = 2  # what the step split of region_wgrad fills the GPU with
-    loading: int = 0  # hopper.cu's LOADING: warpgroups that only load (and the ring's barriers)
 
     @property
     def threads(self) -> int:
-        return 32 * self.warps_m * self.warps_n + 128 * self.loading
+        return 32 * self.warps_m * self.warps_n
 
     def cuda(self) -> str:
         return (f"Tiles<{self.rows}, {self.columns}, {self.depth}, {self.warps_m}, "
@@ -51,20 +50,6 @@ HOPPER_WGRAD_REGISTER_WIDE_TILES = Tiles(128, 256, 64, 8, 2, 4, padded=False, bl
 # The 128 x 256 wgmma tiles of the weight gradients that sum in registers where they make at
 # least this many blocks (of one an SM), else 128 x 128 (two an SM).
 WIDE_LEAST_BLOCKS = 120
-# The same tilings warp-specialised (hopper.cu's LOADING: warpgroups that only load, the stages
-# a ring of mbarriers; one block an SM: 128 x 128 takes six stages and two loading warpgroups,
-# 128 x 256 one, its registers being spent).
-HOPPER_SPECIALIZED_TILES = Tiles(128, 128, 64, 8, 1, 6, padded=False, blocks_per_sm=1,
-                                 loading=2)
-HOPPER_SPECIALIZED_WIDE_TILES = Tiles(128, 256, 64, 8, 2, 4, padded=False, blocks_per_sm=1,
-                                      loading=1)
-RING_BYTES = 1024      # hopper.cu RING_BYTES: the ring's mbarriers, before the stages
-# The batched products (dx, dW) on the warp-specialised kernels; switched off by benchmarks
-# that time the kernels without them.
-SPECIALIZED = False
-# gather_mm's batched product (dx) on them where its 128 x 128 blocks would fill the GPU; the
-# per-step products (a few rows) stay on the plain kernels.
-SPECIALIZED_GATHER_LEAST_BLOCKS = 132
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
 # it: "narrow" (one warpgroup, 64 columns) or "pair" (where it pays).
@@ -109,31 +94,25 @@ def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
     stage = (tiles.rows * (tiles.depth + pad_rows) + tiles.depth * (tiles.columns + pad_columns))
     per_split = -(-kc // split_k)
     depth = -(-per_split // tiles.depth) * tiles.depth  # the kernel's k_len
-    return (tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
-            + (RING_BYTES if tiles.loading else 0))
+    return tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
 
 
 def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) -> int:
     pad = KMAJOR_PAD if tiles.padded else 0
     stage = tiles.depth * (tiles.rows + pad + tiles.columns + pad)
     return (accumulator_rows * (tiles.columns + 8) * 4
-            + tiles.stages * stage * dtype.itemsize + (RING_BYTES if tiles.loading else 0))
+            + tiles.stages * stage * dtype.itemsize)
 
 
 def _wgmma(dtype: torch.dtype, device: torch.device) -> bool:
     return USE_WGMMA and dtype == torch.bfloat16 and _has_wgmma(device.index or 0)
 
 
-def gather_kernel(rows_per_group: int, dtype: torch.dtype, device: torch.device,
-                  rows: int = 0, features: int = 0) -> tuple[str, str, Tiles]:
-    """(module, entry prefix, tiles) of the gather_mm kernel for a product of `rows` x
-    `features`: 128-row tiles where they stay inside one index group (on wgmma for bf16 on
-    sm_90; warp-specialised where the blocks fill the GPU), else 64-row tiles."""
+def gather_kernel(rows_per_group: int, dtype: torch.dtype,
+                  device: torch.device) -> tuple[str, str, Tiles]:
+    """(module, entry prefix, tiles) of the gather_mm kernel: 128-row tiles where they stay
+    inside one index group (on wgmma for bf16 on sm_90), else 64-row tiles."""
     if _wgmma(dtype, device) and rows_per_group % HOPPER_TILES.rows == 0:
-        blocks = rows // HOPPER_TILES.rows * -(-features // HOPPER_TILES.columns)
-        if SPECIALIZED and blocks >= SPECIALIZED_GATHER_LEAST_BLOCKS:
-            tiles = register_tiles(rows, features)
-            return "hopper", f"gather_mm_hopper_specialized{_wide(tiles)}", tiles
         return "hopper", "gather_mm_hopper", HOPPER_TILES
     if rows_per_group % LARGE_TILES.rows == 0:
         return "products", "gather_mm_large", LARGE_TILES
@@ -177,7 +156,7 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
-    module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device, m, features)
+    module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     launch(module, f"{prefix}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            grid, block, (a, b, index, P, rows_per_group, out, m, kc, features),
@@ -327,7 +306,7 @@ def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: in
         return "products", "region_wgrad", WGRAD_TILES
     if keep_all:
         tiles = register_tiles(regions * R * P, features)
-        return "hopper", f"region_wgrad_hopper_keep_all{_wide(tiles)}{_specialized(tiles)}", tiles
+        return "hopper", f"region_wgrad_hopper_keep_all{_wide(tiles)}", tiles
 
     def fits(tiles: Tiles) -> bool:
         per_block = wgrad_regions_per_block(P, R, S, tiles)
@@ -364,22 +343,15 @@ def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_
 
 
 def register_tiles(rows: int, features: int) -> Tiles:
-    """The wgmma tiles of a batched product of rows x features (the weight gradients that sum
-    in registers, gather_mm's dx): 128 x 256 where those blocks fill the GPU
-    (WIDE_LEAST_BLOCKS), else 128 x 128; warp-specialised where SPECIALIZED."""
-    wide = HOPPER_SPECIALIZED_WIDE_TILES if SPECIALIZED else HOPPER_WGRAD_REGISTER_WIDE_TILES
+    """The wgmma tiles of the weight gradients that sum in registers for a dW of rows x
+    features: 128 x 256 where those blocks fill the GPU (WIDE_LEAST_BLOCKS), else 128 x 128."""
+    wide = HOPPER_WGRAD_REGISTER_WIDE_TILES
     blocks = -(-rows // wide.rows) * -(-features // wide.columns)
-    if blocks >= WIDE_LEAST_BLOCKS:
-        return wide
-    return HOPPER_SPECIALIZED_TILES if SPECIALIZED else HOPPER_WGRAD_REGISTER_TILES
+    return wide if blocks >= WIDE_LEAST_BLOCKS else HOPPER_WGRAD_REGISTER_TILES
 
 
 def _wide(tiles: Tiles) -> str:
-    return "_wide" if tiles.columns == 256 else ""
-
-
-def _specialized(tiles: Tiles) -> str:
-    return "_specialized" if tiles.loading else ""
+    return "_wide" if tiles is HOPPER_WGRAD_REGISTER_WIDE_TILES else ""
 
 
 def _masked_kernel(dtype: torch.dtype, device: torch.device, width: int,
@@ -387,8 +359,7 @@ def _masked_kernel(dtype: torch.dtype, device: torch.device, width: int,
     """(module, entry, tiles) of masked_wgrad: wgmma (bf16 on sm_90), else mma.sync."""
     if _wgmma(dtype, device):
         tiles = register_tiles(width, features)
-        return ("hopper", f"region_wgrad_hopper_masked{_wide(tiles)}{_specialized(tiles)}"
-                "_bfloat16", tiles)
+        return "hopper", f"region_wgrad_hopper_masked{_wide(tiles)}_bfloat16", tiles
     return "products", f"region_wgrad_masked_{DTYPE_NAMES[dtype]}", WGRAD_KEEP_ALL_TILES
 
 
