@@ -1,6 +1,7 @@
 """Which weight-gradient kernel each selection takes, timed on the dW products of the bench
 shapes (H100). Where every slice is kept (dense: P 4, R 8, S 0): "keep_all" (sums in
-registers; 128 x 128 tiles on two warpgroups or 128 x 256 on four) against the
+registers; 128 x 128 tiles on two warpgroups or 128 x 256 on four, their tiles loaded by
+cp.async; "tma": the same tilings fed by the copy engine) against the
 shared-accumulator kernel of two warpgroups that share each B tile ("tall"), and in float32
 against mma.sync's shared accumulator ("mma"). For coarse 50% (S 4): "masked"
 (products.masked_wgrad: dnet's dropped slices read as zeros, sums in registers; the same two
@@ -23,9 +24,12 @@ from sparsetrain.kernels import products
 P, R = 4, 8
 # (S, dtype, kernel): the products settings that select it
 NARROW, WIDE = {"WIDE_LEAST_BLOCKS": 10 ** 9}, {"WIDE_LEAST_BLOCKS": 0}
+CP_ASYNC = {"USE_TMA": False}
 CHOICES = [
-    (0, torch.bfloat16, "keep_all 128x128", NARROW),
-    (0, torch.bfloat16, "keep_all 128x256", WIDE),
+    (0, torch.bfloat16, "keep_all 128x128", NARROW | CP_ASYNC),
+    (0, torch.bfloat16, "keep_all 128x256", WIDE | CP_ASYNC),
+    (0, torch.bfloat16, "keep_all tma 128x128", NARROW),
+    (0, torch.bfloat16, "keep_all tma 128x256", WIDE),
     (0, torch.bfloat16, "tall", {"WGRAD_KEEP_ALL": False,
                                  "HOPPER_WGRAD_SMALL_ACCUMULATOR": "tall"}),
     (0, torch.float32, "keep_all", {}),
@@ -93,10 +97,10 @@ def main():
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "wgrad_warpgroups.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
-    print(f"{'shape':6} {'S':>2} {'dtype':8} {'kernel':16} {'us':>8} {'TFLOP/s':>8} "
+    print(f"{'shape':6} {'S':>2} {'dtype':8} {'kernel':20} {'us':>8} {'TFLOP/s':>8} "
           f"{'rel err':>9}")
     for r in results:
-        print(f"{r['shape']:6} {r['S']:2} {r['dtype']:8} {r['kernel']:16} {1000 * r['ms']:8.1f} "
+        print(f"{r['shape']:6} {r['S']:2} {r['dtype']:8} {r['kernel']:20} {1000 * r['ms']:8.1f} "
               f"{r['tflops']:8.1f} {r['error']:9.2e}")
 
 

@@ -242,11 +242,14 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [32, 136])  # 136: a step spans three 64-row tiles
 @pytest.mark.parametrize("P", [4, 8])
-@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "wgmma 128x256", "mma"])
+@pytest.mark.parametrize("kernels", ["wgmma", "wgmma two warpgroups", "wgmma 128x256",
+                                     "wgmma cp.async", "wgmma cp.async 128x256", "mma"])
 def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P, kernels,
                                                         monkeypatch):
     monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
-    if kernels == "wgmma 128x256":  # however few the blocks (S = 0: keep_all)
+    # S = 0 (keep_all): fed by the copy engine unless "cp.async"
+    monkeypatch.setattr(products, "USE_TMA", "cp.async" not in kernels)
+    if kernels.endswith("128x256"):  # however few the blocks (S = 0: keep_all)
         monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0)
     if kernels == "wgmma two warpgroups":  # however few the blocks
         monkeypatch.setattr(products, "TWO_WARPGROUP_LEAST_BLOCKS", 0)

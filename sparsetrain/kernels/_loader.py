@@ -80,8 +80,11 @@ def _argument(value: Any) -> Any:
 
     if isinstance(value, torch.Tensor):
         return pointer(value)
+    if isinstance(value, numpy.void):  # a tensor map (_tensor_maps.py), passed by value
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"kernel arguments are tensors or ints, got {type(value).__name__}")
+        raise TypeError(f"kernel arguments are tensors, ints or tensor maps, got "
+                        f"{type(value).__name__}")
     return numpy.int32(value)
 
 

@@ -65,6 +65,46 @@ __device__ __forceinline__ void fence_async_shared() {
 // Element offset of chunk c (8 elements) of row r in a swizzled run of 128-byte rows.
 __device__ __forceinline__ int swizzled(int r, int c) { return r * 64 + ((c ^ (r % 8)) * 8); }
 
+// Hopper's bulk tensor copies (TMA): one thread asks the copy engine for a whole box of a
+// tensor, which lands in shared memory in the 128-byte swizzle above and completes a
+// transaction count on an mbarrier. A TensorMap is cuTensorMapEncodeTiled's CUtensorMap
+// (_tensor_maps.py), passed by value as a __grid_constant__ parameter: the copies read it
+// from parameter space.
+struct __align__(64) TensorMap {
+    unsigned long long opaque[16];
+};
+constexpr int RING_BYTES = 1024;  // a ring's mbarriers, before the 1024-byte aligned stages
+__device__ __forceinline__ void barrier_init(unsigned long long* barrier, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n"
+                 :: "r"(smem_address(barrier)), "r"(count));
+}
+__device__ __forceinline__ void barrier_arrive(unsigned long long* barrier) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n"
+                 :: "r"(smem_address(barrier)) : "memory");
+}
+// Arrives and expects `bytes` more of bulk copies before the phase completes.
+__device__ __forceinline__ void barrier_expect(unsigned long long* barrier, int bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n"
+                 :: "r"(smem_address(barrier)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void barrier_wait(unsigned long long* barrier, int parity) {
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(smem_address(barrier)), "r"(parity) : "memory");
+}
+// The box of `map` at (c0, c1, c2), innermost first, into `shared`; zeros past the tensor.
+__device__ __forceinline__ void bulk_load(void* shared, const TensorMap& map, int c0, int c1,
+                                          int c2, unsigned long long* barrier) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 :: "r"(smem_address(shared)), "l"(reinterpret_cast<unsigned long long>(&map)),
+                    "r"(c0), "r"(c1), "r"(c2), "r"(smem_address(barrier))
+                 : "memory");
+}
+
 // out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
 // over gridDim.z with red adds into fp32 out; SELECT as there). WGS x WG_N warpgroups of 64
 // rows x 128 columns each (those in a row share the A tile, in a column the B tile), BK = 64
@@ -390,3 +430,96 @@ WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_bfloat16, 128, 2, 1, 3, false, K
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_bfloat16, 128, 2, 1, 3, false, MASKED, 2)
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_wide_bfloat16, 128, 2, 2, 4, false, KEEP_ALL, 1)
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false, MASKED, 1)
+
+// keep_all's weight gradient (dW = sum over steps of s_t^T x_t, every slice kept: S = 0) fed by
+// the copy engine. Two warpgroups multiply, 64 dW rows each by BN = 128 * HALVES columns;
+// one more warp only loads: its first thread asks for each tile's boxes (A: two 64 x 64 atoms
+// of s_t, B: BN / 64 of x_t, from 3-d maps (columns, N, steps), so a tile never reads past its
+// step) into a ring of STAGES stages. A stage's "full" barrier completes when its bytes have
+// landed, "empty" when both warpgroups' wgmmas on it have. Where cp.async's loads cost every
+// thread ~20 instructions per 16 bytes, a tile here costs one thread 2 + BN / 64 copies.
+// Same grid and step split as region_wgrad_hopper's keep_all; dynamic shared memory: the
+// ring's barriers (RING_BYTES), then the stages.
+template <int HALVES, int STAGES>
+__device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap& x_map,
+                                   int steps, int N, int F, int Kc, float* dW) {
+    constexpr int BM = 128, BN = 128 * HALVES, BK = 64, MULTIPLIERS = 256;
+    constexpr int STAGE = BK * BM + BK * BN, STAGE_BYTES = STAGE * 2;
+    extern __shared__ __align__(1024) unsigned char shared_bytes[];
+    auto* full = reinterpret_cast<unsigned long long*>(shared_bytes);
+    unsigned long long* empty = full + STAGES;
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
+    int first_step = blockIdx.z * steps_per_split;
+    int my_steps = max(0, min(steps - first_step, steps_per_split));
+    int k_tiles = (N + BK - 1) / BK, tiles = my_steps * k_tiles;
+    if (tid == 0)
+        for (int s = 0; s < STAGES; ++s) {
+            barrier_init(full + s, 1);
+            barrier_init(empty + s, MULTIPLIERS);
+        }
+    __syncthreads();
+    if (tid >= MULTIPLIERS) {
+        if (tid > MULTIPLIERS) return;
+        for (int tile = 0; tile < tiles; ++tile) {
+            int stage = tile % STAGES, s = first_step + tile / k_tiles, k0 = (tile % k_tiles) * BK;
+            if (tile >= STAGES) barrier_wait(empty + stage, (tile / STAGES - 1) & 1);
+            bf16* As = stages + stage * STAGE;
+            bf16* Bs = As + BK * BM;
+            barrier_expect(full + stage, STAGE_BYTES);
+#pragma unroll
+            for (int atom = 0; atom < BM / 64; ++atom)
+                bulk_load(As + atom * BK * 64, values_map, m0 + 64 * atom, k0, s, full + stage);
+#pragma unroll
+            for (int atom = 0; atom < BN / 64; ++atom)
+                bulk_load(Bs + atom * BK * 64, x_map, n0 + 64 * atom, k0, s, full + stage);
+        }
+        return;
+    }
+    float d[HALVES][64];
+    for (int tile = 0; tile < tiles; ++tile) {
+        int stage = tile % STAGES;
+        barrier_wait(full + stage, (tile / STAGES) & 1);
+        const bf16* As = stages + stage * STAGE + group * BK * 64;  // this warpgroup's 64 rows
+        const bf16* Bs = stages + stage * STAGE + BK * BM;
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
+#pragma unroll
+            for (int half = 0; half < HALVES; ++half)
+                wgmma_64x128<1>(d[half], tile_descriptor(As + 16 * 64 * j, BK * 128, 1024),
+                                tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j, BK * 128,
+                                                1024),
+                                tile > 0 || j > 0);
+        wgmma_commit();
+        wgmma_wait<1>();  // tile - 1's wgmmas are done: its stage may be refilled
+        if (tile > 0) barrier_arrive(empty + (tile - 1) % STAGES);
+    }
+    wgmma_wait<0>();
+    if (tiles == 0) return;  // a step split with no steps: nothing to add
+    int m = m0 + group * 64 + warp * 16 + lane / 4;
+#pragma unroll
+    for (int half = 0; half < HALVES; ++half) {
+        int col = n0 + half * 128 + 2 * (lane % 4);
+#pragma unroll
+        for (int row = 0; row < 2; ++row)
+            if (m + 8 * row < Kc)
+#pragma unroll
+                for (int i = 0; i < 16; ++i)
+                    if (col + 8 * i < F)
+                        store_pair(dW + (size_t)(m + 8 * row) * F + col + 8 * i,
+                                   d[half][4 * i + 2 * row], d[half][4 * i + 2 * row + 1],
+                                   gridDim.z > 1);
+    }
+}
+#define KEEP_ALL_TMA_ENTRY(NAME, HALVES, STAGES)                                                \
+    extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
+        const __grid_constant__ TensorMap values_map, const __grid_constant__ TensorMap x_map, \
+        int steps, int N, int F, int Kc, float* dW) {                                          \
+        keep_all_wgrad_tma<HALVES, STAGES>(values_map, x_map, steps, N, F, Kc, dW);             \
+    }
+// 128 x 128 tiles in six stages, or 128 x 256 in four (192 KB either way).
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16, 1, 6)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16, 2, 4)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsetrain.kernels import _tensor_maps
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
@@ -50,6 +51,16 @@ HOPPER_WGRAD_REGISTER_WIDE_TILES = Tiles(128, 256, 64, 8, 2, 4, padded=False, bl
 # The 128 x 256 wgmma tiles of the weight gradients that sum in registers where they make at
 # least this many blocks (of one an SM), else 128 x 128 (two an SM).
 WIDE_LEAST_BLOCKS = 120
+# keep_all's weight gradient fed by the copy engine (hopper.cu keep_all_wgrad_tma): two
+# multiplying warpgroups and a loading warp, 128 x 128 tiles in six stages or, where those
+# blocks fill the GPU (WIDE_LEAST_BLOCKS), 128 x 256 in four; one block an SM. Switched off by
+# benchmarks that time the cp.async-fed kernels.
+USE_TMA = True
+TMA_TILES = Tiles(128, 128, 64, 8, 1, 6, padded=False, blocks_per_sm=1)
+TMA_WIDE_TILES = Tiles(128, 256, 64, 8, 1, 4, padded=False, blocks_per_sm=1)
+TMA_THREADS = 288
+TMA_BOX = (64, 64, 1)  # one 64 x 64 atom of one step
+RING_BYTES = 1024  # hopper.cu RING_BYTES: the ring's mbarriers, before the stages
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
 # it: "narrow" (one warpgroup, 64 columns) or "pair" (where it pays).
@@ -282,6 +293,9 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(slot, "slot", torch.int32, (steps, regions * R))
     expect(out, "out", torch.float32, (regions * R * P, features))
+    if S == 0 and WGRAD_KEEP_ALL and USE_TMA and _wgmma(values.dtype, values.device):
+        _keep_all_tma(values, x, steps, out)
+        return
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
                                          P, R, steps, tiles,
                                          "keep_all" if "keep_all" in name else "shared")
@@ -290,6 +304,24 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
            (values, x, index, slot, P, R, S, steps, rows // steps, features, kc,
             regions_per_block, out), shared_mem=shared)
+
+
+def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.Tensor) -> None:
+    """region_wgrad with every slice kept, on hopper.cu's keep_all_wgrad_tma."""
+    rows, kc = values.shape
+    features, batch = x.shape[1], rows // steps
+    tiles = TMA_WIDE_TILES
+    if -(-kc // tiles.rows) * -(-features // tiles.columns) < WIDE_LEAST_BLOCKS:
+        tiles = TMA_TILES
+    grid, _, _ = wgrad_geometry(values.dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
+                                "keep_all")
+    shared = RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * 2
+    if grid[2] > 1:
+        out.zero_()
+    values_map = _tensor_maps.tiled(values.view(steps, batch, kc), TMA_BOX)
+    x_map = _tensor_maps.tiled(x.view(steps, batch, features), TMA_BOX)
+    launch("hopper", f"keep_all_wgrad_tma{_wide(tiles)}_bfloat16", grid, (TMA_THREADS,),
+           (values_map, x_map, steps, batch, features, kc, out), shared_mem=shared)
 
 
 def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: int,
@@ -351,7 +383,7 @@ def register_tiles(rows: int, features: int) -> Tiles:
 
 
 def _wide(tiles: Tiles) -> str:
-    return "_wide" if tiles is HOPPER_WGRAD_REGISTER_WIDE_TILES else ""
+    return "_wide" if tiles.columns == 256 else ""
 
 
 def _masked_kernel(dtype: torch.dtype, device: torch.device, width: int,
