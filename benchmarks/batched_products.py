@@ -1,6 +1,7 @@
 """gather_mm on the batched product dx = s W_ih of the bench shapes (bf16, H100), for dense
 (every slice) and coarse 50% (half the slices), against torch.matmul (cuBLAS) on the same
-un-indexed product: how far our batched products are from the library's. Each is checked
+un-indexed product: how far our batched products are from the library's; gather_mm loaded by
+cp.async and by the copy engine (TMA). Each is checked
 against torch and timed (bench.measure.kernel_ms).
 
 (Its first version also timed 128 x 256 tiles on four warpgroups: 3-19% slower than 128 x 128,
@@ -18,7 +19,15 @@ import torch
 from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import products
 
-P = 4
+SLICE = 4  # coarse's P
+# gather_mm's kernels, by the products settings that select them: loaded by cp.async (128 x
+# 128), or by the copy engine (128 x 128 and 128 x 256 tiles).
+TMA = {"USE_TMA": True, "TMA_GATHER_SLICE": 1}  # P = 4 too, 16 boxes a tile
+KERNELS = {
+    "gather_mm cp.async": {"USE_TMA": False},
+    "gather_mm tma 128x128": TMA | {"TMA_GATHER_WIDE": False},
+    "gather_mm tma 128x256": TMA | {"TMA_GATHER_WIDE": True},
+}
 
 
 def main():
@@ -27,7 +36,9 @@ def main():
         hidden, batch, steps, _ = SHAPES[name]
         width = 4 * hidden
         w_ih = torch.randn(width, hidden, device="cuda").bfloat16()
-        for method, kept in (("dense", width // P), ("coarse", width // (2 * P))):
+        # dense reads W_ih in slices of 64 rows, as the backward does (backward.DENSE_ROWS)
+        for method, P, kept in (("dense", 64, width // 64),
+                                ("coarse", SLICE, width // (2 * SLICE))):
             index = torch.stack([torch.randperm(width // P, device="cuda")[:kept].sort().values
                                  for _ in range(steps)]).int()
             values = torch.randn(steps * batch, kept * P, device="cuda").bfloat16()
@@ -44,17 +55,26 @@ def main():
 
             def work():
                 products.gather_mm(values, w_ih, index, P, batch, out)
-            work()
-            error = ((out.double() - expected).norm() / expected.norm()).item()
-            ms = kernel_ms(work)
-            results.append({"shape": name, "method": method, "kernel": "gather_mm", "ms": ms,
-                            "error": error, "tflops": flops / ms / 1e9})
+            for kernel, settings in KERNELS.items():
+                shipped = {setting: getattr(products, setting) for setting in settings}
+                try:
+                    for setting, value in settings.items():
+                        setattr(products, setting, value)
+                    out.fill_(float("nan"))
+                    work()
+                    error = ((out.double() - expected).norm() / expected.norm()).item()
+                    ms = kernel_ms(work)
+                finally:
+                    for setting, value in shipped.items():
+                        setattr(products, setting, value)
+                results.append({"shape": name, "method": method, "kernel": kernel, "ms": ms,
+                                "error": error, "tflops": flops / ms / 1e9})
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "batched_products.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
-    print(f"{'shape':6} {'method':7} {'kernel':13} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
+    print(f"{'shape':6} {'method':7} {'kernel':22} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
     for r in results:
-        print(f"{r['shape']:6} {r['method']:7} {r['kernel']:13} {1000 * r['ms']:8.1f} "
+        print(f"{r['shape']:6} {r['method']:7} {r['kernel']:22} {1000 * r['ms']:8.1f} "
               f"{r['tflops']:8.1f} {r['error']:9.2e}")
 
 

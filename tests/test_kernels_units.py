@@ -14,7 +14,8 @@ if not torch.cuda.is_available():
 
 from sparsetrain.kernels import products  # noqa: E402
 from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
-from sparsetrain.kernels.select import fine_select, step_summary  # noqa: E402
+from sparsetrain.kernels.select import (fine_select, step_summary,  # noqa: E402
+                                        zero_dropped_slices)
 from sparsetrain.sparsify import summarize  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -154,18 +155,25 @@ def _gathered_rows(index_row, P):
                                                (torch.bfloat16, torch.float32),
                                                (torch.bfloat16, torch.bfloat16)])
 @pytest.mark.parametrize("split_k", [1, 3])
-@pytest.mark.parametrize("P", [4, 12])  # 12: a split of Kc starts inside a slice
+# 12: a split of Kc starts inside a slice (and the copy engine's boxes do not take it); 16: a
+# box of 16 rows a slice
+@pytest.mark.parametrize("P", [4, 12, 16])
 @pytest.mark.parametrize("rows_per_group", [64, 128])  # 128: the 128-row tilings
-@pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "mma"])
+@pytest.mark.parametrize("kernels", ["wgmma cp.async", "wgmma tma", "wgmma tma 128x256", "mma"])
 def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k, P,
-                                                         rows_per_group, wgmma, monkeypatch):
+                                                         rows_per_group, kernels, monkeypatch):
     if split_k > 1 and out_dtype != torch.float32:
         pytest.skip("split-K adds in float32 only")
-    monkeypatch.setattr(products, "USE_WGMMA", wgmma)
+    monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
+    monkeypatch.setattr(products, "USE_TMA", "tma" in kernels)
+    # however few the blocks and narrow the slices
+    monkeypatch.setattr(products, "TMA_GATHER_LEAST_BLOCKS", 0)
+    monkeypatch.setattr(products, "TMA_GATHER_SLICE", 1)
+    monkeypatch.setattr(products, "TMA_GATHER_WIDE", kernels.endswith("256"))
     groups, kept_slices, features = 3, 40, 328
     a = randn(groups * rows_per_group, kept_slices * P, dtype=a_dtype)
-    b = randn(512, features, dtype=a_dtype)
-    index = torch.stack([torch.randperm(512 // P, device="cuda")[:kept_slices].sort().values
+    b = randn(1024, features, dtype=a_dtype)
+    index = torch.stack([torch.randperm(1024 // P, device="cuda")[:kept_slices].sort().values
                          for _ in range(groups)]).int()
     shape = (groups * rows_per_group, features)
     out = (torch.zeros(*shape, dtype=out_dtype, device="cuda") if split_k > 1
@@ -337,6 +345,23 @@ def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx):
             rows, columns = slice(b * My, (b + 1) * My), slice(c * Mx, (c + 1) * Mx)
             expected = before[rows, columns] if b in kept else torch.zeros_like(before[rows, columns])
             assert torch.equal(dnet[rows, columns], expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("P", [4, 8, 12])
+def test_zero_dropped_slices_zeroes_each_steps_dropped_slices_and_nothing_else(dtype, P):
+    steps, n, width = 5, 24, 48 * P
+    dnet = randn(steps * n, width, dtype=dtype)
+    before = dnet.cpu()
+    kept = torch.rand(steps, width // P) < 0.5
+    slot = torch.where(kept, kept.int().cumsum(1) - 1, -1).int()
+    zero_dropped_slices(dnet, slot.cuda(), P, steps)
+    after = dnet.cpu()
+    for t in range(steps):
+        for j in range(width // P):
+            block = (slice(t * n, (t + 1) * n), slice(j * P, (j + 1) * P))
+            expected = before[block] if kept[t, j] else torch.zeros_like(before[block])
+            assert torch.equal(after[block], expected), (t, j)
 
 
 @pytest.mark.parametrize("steps,groups", [(35, 128), (50, 3), (1, 1)])

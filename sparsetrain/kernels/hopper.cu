@@ -431,30 +431,20 @@ WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_bfloat16, 128, 2, 1, 3, false, MAS
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_keep_all_wide_bfloat16, 128, 2, 2, 4, false, KEEP_ALL, 1)
 WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false, MASKED, 1)
 
-// keep_all's weight gradient (dW = sum over steps of s_t^T x_t, every slice kept: S = 0) fed by
-// the copy engine. Two warpgroups multiply, 64 dW rows each by BN = 128 * HALVES columns;
-// one more warp only loads: its first thread asks for each tile's boxes (A: two 64 x 64 atoms
-// of s_t, B: BN / 64 of x_t, from 3-d maps (columns, N, steps), so a tile never reads past its
-// step) into a ring of STAGES stages. A stage's "full" barrier completes when its bytes have
-// landed, "empty" when both warpgroups' wgmmas on it have. Where cp.async's loads cost every
-// thread ~20 instructions per 16 bytes, a tile here costs one thread 2 + BN / 64 copies.
-// Same grid and step split as region_wgrad_hopper's keep_all; dynamic shared memory: the
-// ring's barriers (RING_BYTES), then the stages.
-template <int HALVES, int STAGES>
-__device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap& x_map,
-                                   int steps, int N, int F, int Kc, float* dW) {
-    constexpr int BM = 128, BN = 128 * HALVES, BK = 64, MULTIPLIERS = 256;
-    constexpr int STAGE = BK * BM + BK * BN, STAGE_BYTES = STAGE * 2;
-    extern __shared__ __align__(1024) unsigned char shared_bytes[];
-    auto* full = reinterpret_cast<unsigned long long*>(shared_bytes);
+// The ring of a copy-engine-fed product: MULTIPLIERS threads (whole warpgroups) multiply and
+// the warp after them loads, into STAGES stages of STAGE_BYTES at `stages` (the barriers at
+// `ring`, RING_BYTES before). load(tile, stage, lane, barrier): the loading warp's copies of
+// `tile`, after its first lane has armed `barrier` for STAGE_BYTES; multiply(tile, stage): a
+// multiplying warpgroup's wgmmas on it (between the fence and the commit, which this adds). A
+// stage's "full" barrier completes when its bytes have landed, "empty" when every multiplying
+// thread has seen its wgmmas on it complete, so loads run up to STAGES tiles ahead with no
+// block-wide barrier. Returns whether this thread multiplies (the loading warp is done).
+template <int STAGES, int MULTIPLIERS, int STAGE_BYTES, typename Load, typename Multiply>
+__device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Load load,
+                                             Multiply multiply) {
+    auto* full = reinterpret_cast<unsigned long long*>(ring);
     unsigned long long* empty = full + STAGES;
-    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
-    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
-    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
-    int first_step = blockIdx.z * steps_per_split;
-    int my_steps = max(0, min(steps - first_step, steps_per_split));
-    int k_tiles = (N + BK - 1) / BK, tiles = my_steps * k_tiles;
+    int tid = threadIdx.x;
     if (tid == 0)
         for (int s = 0; s < STAGES; ++s) {
             barrier_init(full + s, 1);
@@ -462,29 +452,64 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
         }
     __syncthreads();
     if (tid >= MULTIPLIERS) {
-        if (tid > MULTIPLIERS) return;
         for (int tile = 0; tile < tiles; ++tile) {
-            int stage = tile % STAGES, s = first_step + tile / k_tiles, k0 = (tile % k_tiles) * BK;
+            int stage = tile % STAGES;
             if (tile >= STAGES) barrier_wait(empty + stage, (tile / STAGES - 1) & 1);
-            bf16* As = stages + stage * STAGE;
-            bf16* Bs = As + BK * BM;
-            barrier_expect(full + stage, STAGE_BYTES);
-#pragma unroll
-            for (int atom = 0; atom < BM / 64; ++atom)
-                bulk_load(As + atom * BK * 64, values_map, m0 + 64 * atom, k0, s, full + stage);
-#pragma unroll
-            for (int atom = 0; atom < BN / 64; ++atom)
-                bulk_load(Bs + atom * BK * 64, x_map, n0 + 64 * atom, k0, s, full + stage);
+            if (tid == MULTIPLIERS) barrier_expect(full + stage, STAGE_BYTES);
+            __syncwarp();
+            load(tile, stage, tid - MULTIPLIERS, full + stage);
         }
-        return;
+        return false;
     }
-    float d[HALVES][64];
     for (int tile = 0; tile < tiles; ++tile) {
         int stage = tile % STAGES;
         barrier_wait(full + stage, (tile / STAGES) & 1);
+        wgmma_fence();
+        multiply(tile, stage);
+        wgmma_commit();
+        wgmma_wait<1>();  // tile - 1's wgmmas are done: its stage may be refilled
+        if (tile > 0) barrier_arrive(empty + (tile - 1) % STAGES);
+    }
+    wgmma_wait<0>();
+    return true;
+}
+
+// keep_all's weight gradient (dW = sum over steps of s_t^T x_t, every slice kept: S = 0) fed by
+// the copy engine. Two warpgroups multiply, 64 dW rows each by BN = 128 * HALVES columns; the
+// loading warp's first lane asks for each tile's boxes (A: two 64 x 64 atoms of s_t, B: BN / 64
+// of x_t, from 3-d maps (columns, N, steps), so a tile never reads past its step). Where
+// cp.async's loads cost every thread ~20 instructions per 16 bytes, a tile here costs one
+// thread 2 + BN / 64 copies. Same grid and step split as region_wgrad_hopper's keep_all;
+// dynamic shared memory: the ring's barriers (RING_BYTES), then the stages.
+template <int HALVES, int STAGES>
+__device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap& x_map,
+                                   int steps, int N, int F, int Kc, float* dW) {
+    constexpr int BM = 128, BN = 128 * HALVES, BK = 64;
+    constexpr int STAGE = BK * BM + BK * BN;
+    extern __shared__ __align__(1024) unsigned char shared_bytes[];
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
+    int first_step = blockIdx.z * steps_per_split;
+    int my_steps = max(0, min(steps - first_step, steps_per_split));
+    int k_tiles = (N + BK - 1) / BK, tiles = my_steps * k_tiles;
+    float d[HALVES][64];
+    auto load = [&](int tile, int stage, int loader, unsigned long long* full) {
+        if (loader != 0) return;
+        int s = first_step + tile / k_tiles, k0 = (tile % k_tiles) * BK;
+        bf16* As = stages + stage * STAGE;
+        bf16* Bs = As + BK * BM;
+#pragma unroll
+        for (int atom = 0; atom < BM / 64; ++atom)
+            bulk_load(As + atom * BK * 64, values_map, m0 + 64 * atom, k0, s, full);
+#pragma unroll
+        for (int atom = 0; atom < BN / 64; ++atom)
+            bulk_load(Bs + atom * BK * 64, x_map, n0 + 64 * atom, k0, s, full);
+    };
+    auto multiply = [&](int tile, int stage) {
         const bf16* As = stages + stage * STAGE + group * BK * 64;  // this warpgroup's 64 rows
         const bf16* Bs = stages + stage * STAGE + BK * BM;
-        wgmma_fence();
 #pragma unroll
         for (int j = 0; j < BK / 16; ++j)  // k16 step j: 16 rows of both tiles
 #pragma unroll
@@ -493,11 +518,8 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
                                 tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j, BK * 128,
                                                 1024),
                                 tile > 0 || j > 0);
-        wgmma_commit();
-        wgmma_wait<1>();  // tile - 1's wgmmas are done: its stage may be refilled
-        if (tile > 0) barrier_arrive(empty + (tile - 1) % STAGES);
-    }
-    wgmma_wait<0>();
+    };
+    if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, tiles, load, multiply)) return;
     if (tiles == 0) return;  // a step split with no steps: nothing to add
     int m = m0 + group * 64 + warp * 16 + lane / 4;
 #pragma unroll
@@ -523,3 +545,79 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
 // 128 x 128 tiles in six stages, or 128 x 256 in four (192 KB either way).
 KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16, 1, 6)
 KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16, 2, 4)
+
+// gather_mm's product (out = A . B[kept rows], as gather_mm_hopper without SELECT) fed by the
+// copy engine, for P dividing 64: A's tile is one box of 128 rows x 64 k; B's, for each slice
+// in the tile, its P rows of each 64-column atom, a box of their own at the slice's first row
+// (so B's kept rows need not be contiguous), the boxes split between the loading warp's lanes.
+// Slices past the block's share of Kc are read past B's last row, as zeros. maps are 3-d with
+// one outer layer (A: Kc, M; B: F, b_rows). Dynamic shared memory: the ring's barriers, the
+// stages, then the block's index entries.
+template <typename OutT, int HALVES, int STAGES>
+__device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, const int* index,
+                              int P, int rows_per_group, int b_rows, OutT* out, int M, int Kc,
+                              int F) {
+    constexpr int BM = 128, BN = 128 * HALVES, BK = 64;
+    constexpr int STAGE = BK * BM + BK * BN;
+    extern __shared__ __align__(1024) unsigned char shared_bytes[];
+    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
+    int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
+    KShare share = gather_rows<BK, false>(idx, StepSelection{}, P, Kc, first_rows);
+    int slices_per_tile = BK / P, copies = slices_per_tile * (BN / 64);
+    float d[HALVES][64];
+#pragma unroll
+    for (int half = 0; half < HALVES; ++half)
+#pragma unroll
+        for (int i = 0; i < 64; ++i) d[half][i] = 0.f;
+    auto load = [&](int tile, int stage, int loader, unsigned long long* full) {
+        bf16* As = stages + stage * STAGE;
+        bf16* Bs = As + BK * BM;
+        int k0 = share.begin + tile * BK;
+        if (loader == 0) bulk_load(As, a_map, k0, m0, 0, full);
+        for (int c = loader; c < copies; c += 32) {
+            int slice = c % slices_per_tile, atom = c / slices_per_tile, k = k0 + slice * P;
+            int row = k < share.end ? first_rows[k / P - share.first_slice] : b_rows;
+            bulk_load(Bs + atom * BK * 64 + slice * P * 64, b_map, n0 + 64 * atom, row, 0, full);
+        }
+    };
+    auto multiply = [&](int, int stage) {
+        const bf16* As = stages + stage * STAGE + group * 64 * BK;  // this warpgroup's 64 rows
+        const bf16* Bs = stages + stage * STAGE + BM * BK;
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
+#pragma unroll
+            for (int half = 0; half < HALVES; ++half)
+                wgmma_64x128<0>(d[half], tile_descriptor(As + 16 * j, 16, 1024),
+                                tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j,
+                                                BK * 128, 1024));
+    };
+    if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load, multiply)) return;
+    int row = m0 + group * 64 + warp * 16 + lane / 4;
+#pragma unroll
+    for (int half = 0; half < HALVES; ++half)
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            int col = n0 + half * 128 + 8 * i + 2 * (lane % 4);
+            if (col >= F) continue;
+#pragma unroll
+            for (int r = 0; r < 2; ++r)
+                if (row + 8 * r < M)
+                    store_pair(out + (size_t)(row + 8 * r) * F + col, d[half][4 * i + 2 * r],
+                               d[half][4 * i + 2 * r + 1], gridDim.z > 1);
+        }
+}
+#define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES)                                             \
+    extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
+        const __grid_constant__ TensorMap a_map, const __grid_constant__ TensorMap b_map,      \
+        const int* index, int P, int rows_per_group, int b_rows, OutT* out, int M, int Kc,     \
+        int F) {                                                                               \
+        gather_mm_tma<OutT, HALVES, STAGES>(a_map, b_map, index, P, rows_per_group, b_rows,    \
+                                            out, M, Kc, F);                                    \
+    }
+GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_float32, float, 1, 6)
+GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_bfloat16, bf16, 1, 6)
+GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_float32, float, 2, 4)
+GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4)

@@ -51,8 +51,8 @@ HOPPER_WGRAD_REGISTER_WIDE_TILES = Tiles(128, 256, 64, 8, 2, 4, padded=False, bl
 # The 128 x 256 wgmma tiles of the weight gradients that sum in registers where they make at
 # least this many blocks (of one an SM), else 128 x 128 (two an SM).
 WIDE_LEAST_BLOCKS = 120
-# keep_all's weight gradient fed by the copy engine (hopper.cu keep_all_wgrad_tma): two
-# multiplying warpgroups and a loading warp, 128 x 128 tiles in six stages or, where those
+# The batched products fed by the copy engine (hopper.cu keep_all_wgrad_tma, gather_mm_tma):
+# two multiplying warpgroups and a loading warp, 128 x 128 tiles in six stages or, where those
 # blocks fill the GPU (WIDE_LEAST_BLOCKS), 128 x 256 in four; one block an SM. Switched off by
 # benchmarks that time the cp.async-fed kernels.
 USE_TMA = True
@@ -60,6 +60,14 @@ TMA_TILES = Tiles(128, 128, 64, 8, 1, 6, padded=False, blocks_per_sm=1)
 TMA_WIDE_TILES = Tiles(128, 256, 64, 8, 1, 4, padded=False, blocks_per_sm=1)
 TMA_THREADS = 288
 TMA_BOX = (64, 64, 1)  # one 64 x 64 atom of one step
+# gather_mm on them where its 128 x 128 blocks would fill the GPU (the batched dx; the per-step
+# products, a few rows, stay on the cp.async-fed kernels) and the slices are whole tiles of
+# 64 rows (dx where every slice is kept: backward.DENSE_ROWS). A slice is a box of its own:
+# with P = 4 (16 boxes a tile) it ran 2.1x slower than cp.async at xl. On 128 x 256 tiles:
+# 1.4x faster than 128 x 128 at xl and nmt (results/batched_products.json).
+TMA_GATHER_LEAST_BLOCKS = 132
+TMA_GATHER_SLICE = 64
+TMA_GATHER_WIDE = True
 RING_BYTES = 1024  # hopper.cu RING_BYTES: the ring's mbarriers, before the stages
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
@@ -167,11 +175,37 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
+    if _gather_on_tma(a.dtype, a.device, P, rows_per_group, m, features):
+        _gather_tma(a, b, index, P, rows_per_group, out, split_k)
+        return
     module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     launch(module, f"{prefix}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            grid, block, (a, b, index, P, rows_per_group, out, m, kc, features),
            shared_mem=shared)
+
+
+def _gather_on_tma(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
+                   rows: int, features: int) -> bool:
+    """gather_mm_tma takes bf16 on sm_90, 128-row tiles inside an index group, and slices of P
+    rows dividing a 64-row tile (each slice a box of its own); it runs where its blocks fill
+    the GPU and the slices are TMA_GATHER_SLICE rows."""
+    blocks = rows // TMA_TILES.rows * -(-features // TMA_TILES.columns)
+    return (USE_TMA and _wgmma(dtype, device) and rows_per_group % TMA_TILES.rows == 0
+            and 64 % P == 0 and P >= TMA_GATHER_SLICE and blocks >= TMA_GATHER_LEAST_BLOCKS)
+
+
+def _gather_tma(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
+                rows_per_group: int, out: torch.Tensor, split_k: int) -> None:
+    m, kc = a.shape
+    features = b.shape[1]
+    tiles = TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
+    grid, _, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
+    a_map = _tensor_maps.tiled(a.unsqueeze(0), (tiles.depth, tiles.rows, 1))
+    b_map = _tensor_maps.tiled(b.unsqueeze(0), (TMA_BOX[0], P, 1))
+    launch("hopper", f"gather_mm_tma{_wide(tiles)}_bfloat16_out_{DTYPE_NAMES[out.dtype]}", grid,
+           (TMA_THREADS,), (a_map, b_map, index, P, rows_per_group, b.shape[0], out, m, kc,
+                            features), shared_mem=RING_BYTES + shared)
 
 
 def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, split_k: int,
@@ -293,7 +327,7 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     expect(index, "index", torch.int32, (steps, regions * (R - S)))
     expect(slot, "slot", torch.int32, (steps, regions * R))
     expect(out, "out", torch.float32, (regions * R * P, features))
-    if S == 0 and WGRAD_KEEP_ALL and USE_TMA and _wgmma(values.dtype, values.device):
+    if S == 0 and keep_all_on_tma(values.dtype, values.device):
         _keep_all_tma(values, x, steps, out)
         return
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
@@ -304,6 +338,13 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     launch(module, f"{name}_{DTYPE_NAMES[values.dtype]}", grid, block,
            (values, x, index, slot, P, R, S, steps, rows // steps, features, kc,
             regions_per_block, out), shared_mem=shared)
+
+
+def keep_all_on_tma(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether region_wgrad with every slice kept runs on the copy-engine-fed kernel (bf16 on
+    sm_90): then coarse's weight gradients run as dense's, over dnet with its dropped slices
+    zeroed, faster than masked_wgrad (benchmarks/NOTES.md v9)."""
+    return WGRAD_KEEP_ALL and USE_TMA and _wgmma(dtype, device)
 
 
 def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.Tensor) -> None:
