@@ -31,7 +31,7 @@ from sparsetrain.sparsify import Sparsifier
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
 DENSE_REGION = 8
-DENSE_ROWS = 64        # dx's slices where every slice is kept
+DENSE_ROWS = 64        # the slices dense's products read W in (every slice kept)
 COARSE_ROWS_PER_CHUNK = 8   # rows per partial norm: more, smaller cell-step blocks
 
 
@@ -200,13 +200,14 @@ def _side_streams(device: torch.device) -> tuple[torch.cuda.Stream, ...]:
 def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
+    rows = loop.dense_index(DENSE_ROWS)[0]  # the per-step product reads W_hh in 64-row runs
     split = loop.split(loop.width)
     for t in range(loop.steps - 1, -1, -1):
         if mask_step is None:
             loop.cell(t, dnet[t])
         else:
             mask_step(t, dnet[t])
-        loop.recur(dnet[t], index[t:t + 1], DENSE_SLICE, split)
+        loop.recur(dnet[t], rows[t:t + 1], DENSE_ROWS, split)
     return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
 
 

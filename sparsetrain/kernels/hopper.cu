@@ -609,15 +609,18 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
                                d[half][4 * i + 2 * r + 1], gridDim.z > 1);
         }
 }
-#define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES)                                             \
-    extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
+#define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES, BLOCKS)                                   \
+    extern "C" __global__ void __launch_bounds__(288, BLOCKS) NAME(                            \
         const __grid_constant__ TensorMap a_map, const __grid_constant__ TensorMap b_map,      \
         const int* index, int P, int rows_per_group, int b_rows, OutT* out, int M, int Kc,     \
         int F) {                                                                               \
         gather_mm_tma<OutT, HALVES, STAGES>(a_map, b_map, index, P, rows_per_group, b_rows,    \
                                             out, M, Kc, F);                                    \
     }
-GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_float32, float, 1, 6)
-GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_bfloat16, bf16, 1, 6)
-GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_float32, float, 2, 4)
-GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4)
+GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_float32, float, 1, 6, 1)
+GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_bfloat16, bf16, 1, 6, 1)
+GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_float32, float, 2, 4, 1)
+GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4, 1)
+// The per-step product (a few rows, split-K): three stages, two blocks an SM, as the cp.async
+// kernel's.
+GATHER_TMA_ENTRY(gather_mm_tma_step_bfloat16_out_float32, float, 1, 3, 2)

@@ -68,6 +68,10 @@ TMA_BOX = (64, 64, 1)  # one 64 x 64 atom of one step
 TMA_GATHER_LEAST_BLOCKS = 132
 TMA_GATHER_SLICE = 64
 TMA_GATHER_WIDE = True
+# The per-step product where every slice is kept (64-row slices, float32 out): 128 x 128 tiles
+# in three stages, two blocks an SM (hopper.cu gather_mm_tma_step).
+TMA_STEP = True
+TMA_STEP_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)
 RING_BYTES = 1024  # hopper.cu RING_BYTES: the ring's mbarriers, before the stages
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
@@ -178,6 +182,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     if _gather_on_tma(a.dtype, a.device, P, rows_per_group, m, features):
         _gather_tma(a, b, index, P, rows_per_group, out, split_k)
         return
+    if _step_on_tma(a.dtype, a.device, P, rows_per_group, out.dtype):
+        _gather_tma(a, b, index, P, rows_per_group, out, split_k, TMA_STEP_TILES)
+        return
     module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     launch(module, f"{prefix}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
@@ -195,15 +202,27 @@ def _gather_on_tma(dtype: torch.dtype, device: torch.device, P: int, rows_per_gr
             and 64 % P == 0 and P >= TMA_GATHER_SLICE and blocks >= TMA_GATHER_LEAST_BLOCKS)
 
 
+def _step_on_tma(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
+                 out_dtype: torch.dtype) -> bool:
+    """The per-step product (into float32 dh) on gather_mm_tma's step entry: as
+    _gather_on_tma, whatever the blocks."""
+    return (TMA_STEP and USE_TMA and _wgmma(dtype, device) and out_dtype == torch.float32
+            and rows_per_group % TMA_STEP_TILES.rows == 0 and 64 % P == 0
+            and P >= TMA_GATHER_SLICE)
+
+
 def _gather_tma(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
-                rows_per_group: int, out: torch.Tensor, split_k: int) -> None:
+                rows_per_group: int, out: torch.Tensor, split_k: int,
+                tiles: Tiles | None = None) -> None:
     m, kc = a.shape
     features = b.shape[1]
-    tiles = TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
+    if tiles is None:
+        tiles = TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
     grid, _, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     a_map = _tensor_maps.tiled(a.unsqueeze(0), (tiles.depth, tiles.rows, 1))
     b_map = _tensor_maps.tiled(b.unsqueeze(0), (TMA_BOX[0], P, 1))
-    launch("hopper", f"gather_mm_tma{_wide(tiles)}_bfloat16_out_{DTYPE_NAMES[out.dtype]}", grid,
+    kind = "_step" if tiles is TMA_STEP_TILES else _wide(tiles)
+    launch("hopper", f"gather_mm_tma{kind}_bfloat16_out_{DTYPE_NAMES[out.dtype]}", grid,
            (TMA_THREADS,), (a_map, b_map, index, P, rows_per_group, b.shape[0], out, m, kc,
                             features), shared_mem=RING_BYTES + shared)
 
