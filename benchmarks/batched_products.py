@@ -16,7 +16,7 @@ import pathlib
 
 import torch
 
-from sparsetrain.bench.measure import SHAPES, kernel_ms
+from sparsetrain.bench.measure import SHAPES, kernel_ms, overridden
 from sparsetrain.kernels import products
 
 SLICE = 4  # coarse's P
@@ -56,17 +56,11 @@ def main():
             def work():
                 products.gather_mm(values, w_ih, index, P, batch, out)
             for kernel, settings in KERNELS.items():
-                shipped = {setting: getattr(products, setting) for setting in settings}
-                try:
-                    for setting, value in settings.items():
-                        setattr(products, setting, value)
+                with overridden(products, settings):
                     out.fill_(float("nan"))
                     work()
                     error = ((out.double() - expected).norm() / expected.norm()).item()
                     ms = kernel_ms(work)
-                finally:
-                    for setting, value in shipped.items():
-                        setattr(products, setting, value)
                 results.append({"shape": name, "method": method, "kernel": kernel, "ms": ms,
                                 "error": error, "tflops": flops / ms / 1e9})
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))

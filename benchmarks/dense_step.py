@@ -13,7 +13,7 @@ import pathlib
 
 import torch
 
-from sparsetrain.bench.measure import SHAPES, kernel_ms
+from sparsetrain.bench.measure import SHAPES, kernel_ms, overridden
 from sparsetrain.kernels import products
 
 ROWS = 64  # backward.DENSE_ROWS
@@ -32,23 +32,17 @@ def main():
         out = torch.zeros(batch, hidden, device="cuda")
         shipped_split = products.step_split(batch, hidden, width, torch.bfloat16, dnet.device)
         for kernel, settings in KERNELS.items():
-            shipped = {setting: getattr(products, setting) for setting in settings}
-            try:
-                for setting, value in settings.items():
-                    setattr(products, setting, value)
-                for split in sorted({shipped_split, 1, 2, 4, 8, 16, 32}):
-                    def work():
-                        out.zero_()
-                        products.gather_mm(dnet, w_hh, index, ROWS, batch, out, split)
+            for split in sorted({shipped_split, 1, 2, 4, 8, 16, 32}):
+                def work():
+                    out.zero_()
+                    products.gather_mm(dnet, w_hh, index, ROWS, batch, out, split)
+                with overridden(products, settings):
                     work()
                     error = ((out.double() - expected).norm() / expected.norm()).item()
                     us = 1000 * kernel_ms(work)
-                    results.append({"shape": name, "kernel": kernel, "split": split,
-                                    "shipped_split": split == shipped_split, "us": us,
-                                    "error": error})
-            finally:
-                for setting, value in shipped.items():
-                    setattr(products, setting, value)
+                results.append({"shape": name, "kernel": kernel, "split": split,
+                                "shipped_split": split == shipped_split, "us": us,
+                                "error": error})
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "dense_step.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))

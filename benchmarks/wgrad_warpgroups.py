@@ -18,7 +18,7 @@ import pathlib
 
 import torch
 
-from sparsetrain.bench.measure import SHAPES, kernel_ms
+from sparsetrain.bench.measure import SHAPES, kernel_ms, overridden
 from sparsetrain.kernels import products
 
 P, R = 4, 8
@@ -75,22 +75,16 @@ def main():
             dnet, values, index, slot, x, expected = problems[(S, dtype)]
             out = torch.zeros(expected.shape, device="cuda")
             flops = 2 * values.shape[0] * values.shape[1] * x.shape[1]
-            shipped = {setting: getattr(products, setting) for setting in settings}
-            try:
-                for setting, value in settings.items():
-                    setattr(products, setting, value)
 
-                def work():
-                    if kernel.startswith("masked"):
-                        products.masked_wgrad(dnet, x, slot, P, steps, out)
-                    else:
-                        products.region_wgrad(values, x, index, slot, P, R, S, steps, out)
+            def work():
+                if kernel.startswith("masked"):
+                    products.masked_wgrad(dnet, x, slot, P, steps, out)
+                else:
+                    products.region_wgrad(values, x, index, slot, P, R, S, steps, out)
+            with overridden(products, settings):
                 work()
                 error = ((out.double() - expected).norm() / expected.norm()).item()
                 ms = kernel_ms(work)
-            finally:
-                for setting, value in shipped.items():
-                    setattr(products, setting, value)
             results.append({"shape": name, "S": S, "dtype": str(dtype).split(".")[1],
                              "kernel": kernel, "ms": ms, "error": error,
                              "tflops": flops / ms / 1e9})

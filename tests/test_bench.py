@@ -45,6 +45,17 @@ def test_method_specs_follow_the_sparsity():
     assert measure.method_spec("cudnn", 0.5, shape) is None
 
 
+def test_overridden_settings_hold_inside_the_block_and_are_restored_after_an_error():
+    import types
+
+    module = types.SimpleNamespace(USE_TMA=True, WIDE=3)
+    with pytest.raises(RuntimeError):
+        with measure.overridden(module, {"USE_TMA": False, "WIDE": 0}):
+            assert (module.USE_TMA, module.WIDE) == (False, 0)
+            raise RuntimeError("a kernel failed")
+    assert (module.USE_TMA, module.WIDE) == (True, 3)
+
+
 def _rows():
     base = {"shape": "large", "dtype": "bfloat16", "train_ms": 1.0}
     return [dict(base, method="dense", sparsity=0.0, backward_ms=4.0),

@@ -6,9 +6,10 @@ forward state (retain_graph), bracketed by CUDA events; median over repeats afte
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -85,6 +86,20 @@ def median_cuda_ms(work: Callable[[], None], warmup: int = 3, repeats: int = 20)
     for _ in range(warmup):
         work()
     return statistics.median(cuda_times(work, repeats))
+
+
+@contextlib.contextmanager
+def overridden(module: Any, settings: dict[str, Any]) -> Iterator[None]:
+    """The module's settings (its upper-case names, as products.USE_TMA) set for the block,
+    then restored: how benchmarks pick one kernel of several for the same product."""
+    shipped = {name: getattr(module, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(module, name, value)
+        yield
+    finally:
+        for name, value in shipped.items():
+            setattr(module, name, value)
 
 
 def kernel_ms(work: Callable[[], None], launches: int = 10) -> float:
