@@ -137,6 +137,48 @@ def test_layer_gives_the_same_results_eagerly_and_replayed_as_graphs(spec, monke
         assert relative_error(replayed[name], eager[name]) < 1e-6, name
 
 
+WEIGHTS = ("w_ih", "w_hh", "b_ih", "b_hh")
+
+
+def _call(layer, inputs, weights, spec):
+    """One call of a layer whose weights are `weights` (shared leaves): its own input leaves and
+    its outputs with their gradients."""
+    states = {k: inputs[k].detach().requires_grad_() for k in ("x", "h0", "c0")}
+    outputs = layer(*states.values(), *weights.values(), build(spec))
+    return states, outputs, [inputs["d_out"], inputs["d_h"], inputs["d_c"]]
+
+
+@pytest.mark.parametrize("order", ["first backward first", "second backward first"])
+def test_two_calls_of_one_layer_before_their_backwards_each_get_their_own_gradients(order):
+    spec = SPECS[1]
+    first, second = separated_inputs(torch.float32), separated_inputs(torch.float32)
+    second.update({k: first[k] for k in WEIGHTS})
+    weights = {k: first[k].detach().requires_grad_() for k in WEIGHTS}
+    calls = [_call(lstm_layer, inputs, weights, spec) for inputs in (first, second)]
+    for states, outputs, output_gradients in (calls if order.startswith("first") else calls[::-1]):
+        torch.autograd.backward(list(outputs), output_gradients)
+    for inputs, (states, _, _) in zip((first, second), calls):
+        ref, _, _ = gradients(reference.lstm_layer, inputs, spec, torch.float64)
+        for name, leaf in states.items():
+            assert relative_error(leaf.grad, ref[name]) < TOLERANCE[torch.float32], name
+    refs = [gradients(reference.lstm_layer, inputs, spec, torch.float64)[0]
+            for inputs in (first, second)]
+    for name in WEIGHTS:  # both calls' gradients, summed
+        assert relative_error(weights[name].grad, refs[0][name] + refs[1][name]) < 3e-3, name
+
+
+def test_a_second_backward_through_a_retained_graph_adds_the_same_gradients():
+    spec = SPECS[0]
+    inputs = separated_inputs(torch.float32)
+    weights = {k: inputs[k].detach().requires_grad_() for k in WEIGHTS}
+    states, outputs, output_gradients = _call(lstm_layer, inputs, weights, spec)
+    torch.autograd.backward(list(outputs), output_gradients, retain_graph=True)
+    once = {name: leaf.grad.clone() for name, leaf in {**states, **weights}.items()}
+    torch.autograd.backward(list(outputs), output_gradients)
+    for name, leaf in {**states, **weights}.items():
+        assert relative_error(leaf.grad, 2 * once[name]) < 1e-4, name  # split-K adds in any order
+
+
 def test_a_replayed_graph_follows_new_inputs_of_the_same_shape():
     spec = SPECS[1]
     first, second = separated_inputs(torch.float32), separated_inputs(torch.float32)

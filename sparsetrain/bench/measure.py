@@ -156,9 +156,9 @@ def time_methods(configurations: list[tuple[str, float]], shape: Shape, dtype: t
     from sparsetrain.kernels import graphs
 
     cached = graphs.CACHED_GRAPHS
-    # Every configuration's graphs (a backward each, a forward per shape) stay captured while
+    # Every configuration's graphs (a forward and a backward per layer) stay captured while
     # the rounds interleave: an evicted graph would be captured again inside a timed call.
-    graphs.CACHED_GRAPHS = max(cached, 2 * len(configurations) + 2)
+    graphs.CACHED_GRAPHS = max(cached, 2 * len(configurations) * shape.layers + 2)
     try:
         setups = [Configuration(method, level, shape, dtype) for method, level in configurations]
         samples = {kind: _interleaved(setups, kind, warmup, -(-repeats // rounds), rounds)

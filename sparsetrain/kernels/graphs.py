@@ -6,12 +6,20 @@ cuBLAS handles), then is captured into a graph over private copies of its inputs
 copies its inputs into those copies, replays the graph and copies the results out into fresh
 tensors. The copies are part of the measured time. Set SPARSETRAIN_CUDA_GRAPHS=0 to run
 eagerly (one launch at a time from Python).
+
+The forward's cells, gates and output, which only its backward reads, are handed over instead
+of copied (`Handoff`): each layer has its own forward graph, and the layer's backward graph
+reads that graph's output buffers. They are copied out only when another forward of the same
+layer would overwrite them while the first one's backward is still to come (two calls of one
+layer before their backwards), and copied back when that backward runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -21,19 +29,54 @@ from sparsetrain.kernels import backward as plans
 from sparsetrain.kernels import forward as forward_pass
 from sparsetrain.sparsify import Sparsifier, build
 
-CACHED_GRAPHS = 8
+CACHED_GRAPHS = 16
 _graphs: "OrderedDict[tuple, _Captured]" = OrderedDict()
+HANDED = ("output", "cells", "gates")  # ForwardState's fields, LayerState's of the same names
+_serials = itertools.count()
 
 
 def graphs_enabled() -> bool:
     return os.environ.get("SPARSETRAIN_CUDA_GRAPHS", "1") != "0"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class _Captured:
     graph: torch.cuda.CUDAGraph
     inputs: Any    # the dataclass the graph reads
     outputs: Any   # the dataclass the graph writes
+    serial: int = dataclasses.field(default_factory=lambda: next(_serials))
+    holder: Any = None  # forward graphs: weakref to the Handoff whose values the outputs hold
+
+
+class Handoff:
+    """One forward call's cells, gates and output, for its backward. They stay in the forward
+    graph's output buffers while this is the last forward of the graph (it "holds" them);
+    the next forward of the graph first copies them out, and `tensors` copies them back."""
+
+    def __init__(self, captured: _Captured | None, state: Any = None) -> None:
+        self.captured = captured
+        self.moved: dict[str, torch.Tensor] | None = (
+            None if captured is not None else {name: getattr(state, name) for name in HANDED})
+
+    def _holder(self) -> "Handoff | None":
+        return self.captured.holder() if self.captured.holder is not None else None
+
+    def move_out(self) -> None:
+        self.moved = {name: getattr(self.captured.outputs, name).clone() for name in HANDED}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The values, in the forward graph's buffers (the eager pass: its own tensors)."""
+        if self.captured is None:
+            return self.moved
+        holder = self._holder()
+        if holder is not self:
+            if holder is not None:
+                holder.move_out()
+            for name, tensor in self.moved.items():
+                getattr(self.captured.outputs, name).copy_(tensor)
+            self.moved = None
+            self.captured.holder = weakref.ref(self)
+        return {name: getattr(self.captured.outputs, name) for name in HANDED}
 
 
 def _describe(record: Any) -> tuple:
@@ -66,39 +109,66 @@ def capture(work: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
     return graph, result
 
 
-def _capture(function: Callable[[Any], Any], inputs: Any) -> _Captured:
-    inputs = _copy(inputs)
+def _capture(function: Callable[[Any], Any], inputs: Any, shared: tuple[str, ...]) -> _Captured:
+    """The graph of function over private copies of inputs, but for the `shared` fields, which
+    it reads where they are (another graph's output buffers)."""
+    inputs = dataclasses.replace(_copy(inputs), **{name: getattr(inputs, name) for name in shared})
     graph, outputs = capture(lambda: function(inputs))
     return _Captured(graph, inputs, outputs)
 
 
-def replay(key: tuple, function: Callable[[Any], Any], inputs: Any) -> Any:
-    """function(inputs), a dataclass of tensors to one of tensors, run as the graph cached at
-    `key` (captured at the first call); the result's tensors are fresh."""
+def _replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
+            shared: tuple[str, ...] = ()) -> _Captured:
+    """Copies inputs into the graph cached at `key` (captured at the first call) and replays
+    it; a tensor that already is the graph's own (a shared field) is not copied."""
     captured = _graphs.get(key)
     if captured is None:
-        captured = _capture(function, inputs)
+        captured = _capture(function, inputs, shared)
         _graphs[key] = captured
         while len(_graphs) > CACHED_GRAPHS:
             _graphs.popitem(last=False)
     _graphs.move_to_end(key)
-    # One multi-tensor copy each way: per-tensor copies cost more host time than device time.
-    sources = _tensors(inputs)
-    torch._foreach_copy_([getattr(captured.inputs, name) for name, _ in sources],
-                         [tensor for _, tensor in sources])
+    # One multi-tensor copy: per-tensor copies cost more host time than device time.
+    pairs = [(getattr(captured.inputs, name), tensor) for name, tensor in _tensors(inputs)
+             if getattr(captured.inputs, name).data_ptr() != tensor.data_ptr()]
+    if pairs:
+        torch._foreach_copy_([target for target, _ in pairs], [source for _, source in pairs])
     captured.graph.replay()
-    results = _tensors(captured.outputs)
-    fresh = [torch.empty_like(tensor) for _, tensor in results]
-    torch._foreach_copy_(fresh, [tensor for _, tensor in results])
-    return dataclasses.replace(captured.outputs, **{name: tensor for (name, _), tensor
-                                                    in zip(results, fresh)})
+    return captured
 
 
-def forward(inputs: forward_pass.ForwardInputs) -> forward_pass.ForwardState:
-    """The layer's forward: output, cells and gates (fresh tensors)."""
+def _fresh(record: Any, names: list[str]) -> dict[str, torch.Tensor]:
+    results = [getattr(record, name) for name in names]
+    fresh = [torch.empty_like(tensor) for tensor in results]
+    torch._foreach_copy_(fresh, results)
+    return dict(zip(names, fresh))
+
+
+def replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
+           shared: tuple[str, ...] = ()) -> Any:
+    """function(inputs), a dataclass of tensors to one of tensors, run as the graph cached at
+    `key`; the result's tensors are fresh."""
+    captured = _replay(key, function, inputs, shared)
+    names = [name for name, _ in _tensors(captured.outputs)]
+    return dataclasses.replace(captured.outputs, **_fresh(captured.outputs, names))
+
+
+def forward(inputs: forward_pass.ForwardInputs) -> tuple[torch.Tensor, Handoff]:
+    """The layer's forward: its output (a fresh tensor), and its output, cells and gates for
+    its backward. Each layer (its w_ih) has a graph of its own, so that layers of one shape do
+    not take each other's values out of the buffers."""
     if not graphs_enabled():
-        return forward_pass.run(inputs)
-    return replay(("forward", _describe(inputs)), forward_pass.run, inputs)
+        state = forward_pass.run(inputs)
+        return state.output, Handoff(None, state)
+    key = ("forward", _describe(inputs), inputs.w_ih.data_ptr())
+    held = _graphs.get(key)
+    holder = held.holder() if held is not None and held.holder is not None else None
+    if holder is not None:  # its backward is still to come: out of the way of this forward
+        holder.move_out()
+    captured = _replay(key, forward_pass.run, inputs)
+    handoff = Handoff(captured)
+    captured.holder = weakref.ref(handoff)
+    return _fresh(captured.outputs, ["output"])["output"], handoff
 
 
 def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
@@ -106,12 +176,20 @@ def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
     return plans.run(build(spec), state)
 
 
-def run(sparsifier: Sparsifier, state: plans.LayerState) -> plans.LayerGrads:
-    """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded."""
+def run(sparsifier: Sparsifier, state: plans.LayerState,
+        handoff: Handoff | None = None) -> plans.LayerGrads:
+    """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded. With
+    the forward's handoff, state's output, cells and gates are its tensors (so in a graph the
+    forward graph's buffers, read where they are)."""
+    if handoff is not None:
+        state = dataclasses.replace(state, **handoff.tensors())
     if not graphs_enabled():
         grads = plans.run(sparsifier, state)
     else:
-        key = ("backward", tuple(sorted(sparsifier.spec.items())), _describe(state))
-        grads = replay(key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state)
+        shared = HANDED if handoff is not None and handoff.captured is not None else ()
+        key = ("backward", tuple(sorted(sparsifier.spec.items())), _describe(state),
+               handoff.captured.serial if shared else None)
+        grads = replay(key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state,
+                       shared)
     plans.record_stats(sparsifier, grads)
     return grads
