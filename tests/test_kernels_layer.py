@@ -167,6 +167,27 @@ def test_two_calls_of_one_layer_before_their_backwards_each_get_their_own_gradie
         assert relative_error(weights[name].grad, refs[0][name] + refs[1][name]) < 3e-3, name
 
 
+def test_a_forward_after_the_last_calls_backward_copies_nothing_out(monkeypatch):
+    from sparsetrain.kernels import graphs
+
+    moved = []
+    move_out = graphs.Handoff.move_out
+    monkeypatch.setattr(graphs.Handoff, "move_out",
+                        lambda self: moved.append(self) or move_out(self))
+    spec = SPECS[1]
+    first, second = separated_inputs(torch.float32), separated_inputs(torch.float32)
+    second.update({k: first[k] for k in WEIGHTS})
+    weights = {k: first[k].detach().requires_grad_() for k in WEIGHTS}
+    _, outputs, output_gradients = _call(lstm_layer, first, weights, spec)
+    torch.autograd.backward(list(outputs), output_gradients)
+    states, later_outputs, later_gradients = _call(lstm_layer, second, weights, spec)
+    assert moved == []  # the first call's graph is alive, but no backward can read it
+    torch.autograd.backward(list(later_outputs), later_gradients)
+    ref, _, _ = gradients(reference.lstm_layer, second, spec, torch.float64)
+    for name, leaf in states.items():
+        assert relative_error(leaf.grad, ref[name]) < TOLERANCE[torch.float32], name
+
+
 def test_a_second_backward_through_a_retained_graph_adds_the_same_gradients():
     spec = SPECS[0]
     inputs = separated_inputs(torch.float32)

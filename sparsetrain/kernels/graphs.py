@@ -11,7 +11,8 @@ The forward's cells, gates and output, which only its backward reads, are handed
 of copied (`Handoff`): each layer has its own forward graph, and the layer's backward graph
 reads that graph's output buffers. They are copied out only when another forward of the same
 layer would overwrite them while the first one's backward is still to come (two calls of one
-layer before their backwards), and copied back when that backward runs.
+layer before their backwards, or a graph retained for another backward), and copied back when
+that backward runs.
 """
 
 from __future__ import annotations
@@ -51,15 +52,26 @@ class _Captured:
 class Handoff:
     """One forward call's cells, gates and output, for its backward. They stay in the forward
     graph's output buffers while this is the last forward of the graph (it "holds" them);
-    the next forward of the graph first copies them out, and `tensors` copies them back."""
+    the next forward of the graph first copies them out, unless no backward can read them any
+    more, and `tensors` copies them back."""
 
     def __init__(self, captured: _Captured | None, state: Any = None) -> None:
         self.captured = captured
         self.moved: dict[str, torch.Tensor] | None = (
             None if captured is not None else {name: getattr(state, name) for name in HANDED})
+        self._sentinel: Callable[[], Any] = lambda: True
+
+    def needed_while(self, sentinel: torch.Tensor) -> None:
+        """The values are needed while `sentinel` lives: saved for the backward, autograd frees
+        it once the backward has run without retain_graph (or with the graph)."""
+        self._sentinel = weakref.ref(sentinel)
+
+    def needed(self) -> bool:
+        return self._sentinel() is not None
 
     def _holder(self) -> "Handoff | None":
-        return self.captured.holder() if self.captured.holder is not None else None
+        holder = self.captured.holder() if self.captured.holder is not None else None
+        return holder if holder is not None and holder.needed() else None
 
     def move_out(self) -> None:
         self.moved = {name: getattr(self.captured.outputs, name).clone() for name in HANDED}
@@ -163,7 +175,7 @@ def forward(inputs: forward_pass.ForwardInputs) -> tuple[torch.Tensor, Handoff]:
     key = ("forward", _describe(inputs), inputs.w_ih.data_ptr())
     held = _graphs.get(key)
     holder = held.holder() if held is not None and held.holder is not None else None
-    if holder is not None:  # its backward is still to come: out of the way of this forward
+    if holder is not None and holder.needed():  # a backward may still read them
         holder.move_out()
     captured = _replay(key, forward_pass.run, inputs)
     handoff = Handoff(captured)
