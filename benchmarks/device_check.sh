@@ -5,8 +5,9 @@ set -o pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
-python3 -m pytest -q tests/test_kernels_units.py tests/test_kernels_layer.py \
-    tests/test_kernels_inputs.py 2>&1 | tee "$OUT/tests.log" | tail -25
+python3 -m pytest -q tests/test_kernels_units.py tests/test_kernels_inputs.py \
+    tests/test_kernels_layer.py tests/test_lstm_layer.py tests/test_sparsify_methods.py \
+    tests/test_dnet_histograms.py tests/test_bench.py 2>&1 | tee "$OUT/tests.log" | tail -25
 python3 benchmarks/ceilings.py 2>&1 | tail -12
 python3 benchmarks/kernel_times.py large xl ptb nmt > "$OUT/kernel_times.log" 2>&1; grep "==" "$OUT/kernel_times.log"
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
