@@ -5,8 +5,7 @@ cp.async; "tma": the same tilings fed by the copy engine) against the
 shared-accumulator kernel of two warpgroups that share each B tile ("tall"), and in float32
 against mma.sync's shared accumulator ("mma"). For coarse 50% (S 4): "masked"
 (products.masked_wgrad: dnet's dropped slices read as zeros, sums in registers; the same two
-tilings, by cp.async or by the copy engine, whose loading warp zeroes the dropped slices)
-against region_wgrad's adds into the kept rows of a shared accumulator, one
+tilings) against region_wgrad's adds into the kept rows of a shared accumulator, one
 warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"); in float32 mma.sync
 masked (128 x 256 tiles) against region_wgrad's ("mma"). Each is checked against torch and timed (bench.measure.kernel_ms).
 
@@ -35,10 +34,8 @@ CHOICES = [
                                  "HOPPER_WGRAD_SMALL_ACCUMULATOR": "tall"}),
     (0, torch.float32, "keep_all", {}),
     (0, torch.float32, "mma", {"WGRAD_KEEP_ALL": False}),
-    (4, torch.bfloat16, "masked 128x128", NARROW | CP_ASYNC),
-    (4, torch.bfloat16, "masked 128x256", WIDE | CP_ASYNC),
-    (4, torch.bfloat16, "masked tma 128x128", NARROW),
-    (4, torch.bfloat16, "masked tma 128x256", WIDE),
+    (4, torch.bfloat16, "masked 128x128", NARROW),
+    (4, torch.bfloat16, "masked 128x256", WIDE),
     (4, torch.bfloat16, "narrow", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "narrow"}),
     (4, torch.bfloat16, "pair", {"HOPPER_WGRAD_LARGE_ACCUMULATOR": "pair"}),
     (4, torch.float32, "masked", {}),

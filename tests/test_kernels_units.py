@@ -14,7 +14,8 @@ if not torch.cuda.is_available():
 
 from sparsetrain.kernels import products  # noqa: E402
 from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
-from sparsetrain.kernels.select import fine_select, step_summary  # noqa: E402
+from sparsetrain.kernels.select import (fine_select, step_summary,  # noqa: E402
+                                        zero_dropped_slices)
 from sparsetrain.sparsify import summarize  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -287,13 +288,10 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
 @pytest.mark.parametrize("n", [64, 136])  # 136: a step spans three 64-row tiles
 @pytest.mark.parametrize("dtype,kernels", [(torch.bfloat16, "wgmma 128x128"),
                                            (torch.bfloat16, "wgmma 128x256"),
-                                           (torch.bfloat16, "wgmma cp.async 128x128"),
-                                           (torch.bfloat16, "wgmma cp.async 128x256"),
                                            (torch.bfloat16, "mma"), (torch.float32, "mma")])
 def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, dtype, kernels,
                                                         monkeypatch):
     monkeypatch.setattr(products, "USE_WGMMA", kernels != "mma")
-    monkeypatch.setattr(products, "USE_TMA", "cp.async" not in kernels)  # wgmma: copy engine
     monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if kernels.endswith("256") else 10**9)
     width, features = 384, 160
     dnet = randn(steps * n, width, dtype=dtype)
@@ -350,6 +348,23 @@ def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx):
             rows, columns = slice(b * My, (b + 1) * My), slice(c * Mx, (c + 1) * Mx)
             expected = before[rows, columns] if b in kept else torch.zeros_like(before[rows, columns])
             assert torch.equal(dnet[rows, columns], expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("P", [4, 8, 12])
+def test_zero_dropped_slices_zeroes_each_steps_dropped_slices_and_nothing_else(dtype, P):
+    steps, n, width = 5, 24, 48 * P
+    dnet = randn(steps * n, width, dtype=dtype)
+    before = dnet.cpu()
+    kept = torch.rand(steps, width // P) < 0.5
+    slot = torch.where(kept, kept.int().cumsum(1) - 1, -1).int()
+    zero_dropped_slices(dnet, slot.cuda(), P, steps)
+    after = dnet.cpu()
+    for t in range(steps):
+        for j in range(width // P):
+            block = (slice(t * n, (t + 1) * n), slice(j * P, (j + 1) * P))
+            expected = before[block] if kept[t, j] else torch.zeros_like(before[block])
+            assert torch.equal(after[block], expected), (t, j)
 
 
 @pytest.mark.parametrize("steps,groups", [(35, 128), (50, 3), (1, 1)])

@@ -26,7 +26,7 @@ import torch
 
 from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import backward_step, norm_shape
-from sparsetrain.kernels.select import fine_select, step_summary
+from sparsetrain.kernels.select import fine_select, step_summary, zero_dropped_slices
 from sparsetrain.sparsify import Sparsifier
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
@@ -137,9 +137,10 @@ class _Loop:
     def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
                R: int, S: int, dnet: torch.Tensor | None = None) -> LayerGrads:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
-        dnet (T*N x 4H) the weight gradients mask it where they can. The three products run on
-        side streams (parallel branches of a captured graph), so each one's last partial wave
-        of blocks overlaps the others'."""
+        dnet (T*N x 4H) the weight gradients read it: as dense's, once its dropped slices are
+        zeroed, where they run on the copy-engine-fed kernel, else masked where they can. The
+        three products run on side streams (parallel branches of a captured graph), so each
+        one's last partial wave of blocks overlaps the others'."""
         s, dtype, device = self.s, self.s.x.dtype, self.s.x.device
         x, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
         # allocated on the current stream, before any side stream writes them
@@ -157,8 +158,16 @@ class _Loop:
             products.gather_mm(values, s.w_ih, dx_index, dx_slice, self.batch, d_x)
             products.step_column_sums(values, slot, P, self.steps, columns)
 
+        as_dense = dnet is not None and products.keep_all_on_tma(dtype, device)
+        if as_dense:  # before either weight gradient reads dnet
+            zero_dropped_slices(dnet, slot, P, self.steps)
+            dense_index, dense_slot = self.dense_index()
+
         def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
-            if dnet is not None and products.masked_wgrad_fits(
+            if as_dense:
+                products.region_wgrad(dnet, inputs, dense_index, dense_slot, DENSE_SLICE,
+                                      DENSE_REGION, 0, self.steps, d_w)
+            elif dnet is not None and products.masked_wgrad_fits(
                     dtype, device, P, self.steps, self.width, inputs.shape[1]):
                 products.masked_wgrad(dnet, inputs, slot, P, self.steps, d_w)
             else:

@@ -438,49 +438,32 @@ WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false
 // multiplying warpgroup's wgmmas on it (between the fence and the commit, which this adds). A
 // stage's "full" barrier completes when its bytes have landed, "empty" when every multiplying
 // thread has seen its wgmmas on it complete, so loads run up to STAGES tiles ahead with no
-// block-wide barrier. With PREPARED, the loading warp also rewrites each landed tile,
-// prepare(tile, stage, lane), one tile behind its loads (STAGES >= 3), and the multipliers
-// wait for a third barrier, "ready". Returns whether this thread multiplies (the loading warp
-// is done).
-template <int STAGES, int MULTIPLIERS, int STAGE_BYTES, bool PREPARED, typename Load,
-          typename Prepare, typename Multiply>
+// block-wide barrier. Returns whether this thread multiplies (the loading warp is done).
+template <int STAGES, int MULTIPLIERS, int STAGE_BYTES, typename Load, typename Multiply>
 __device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Load load,
-                                             Prepare prepare, Multiply multiply) {
-    static_assert(!PREPARED || STAGES >= 3, "a tile is prepared one behind its loads");
+                                             Multiply multiply) {
     auto* full = reinterpret_cast<unsigned long long*>(ring);
-    unsigned long long *empty = full + STAGES, *ready = empty + STAGES;
+    unsigned long long* empty = full + STAGES;
     int tid = threadIdx.x;
     if (tid == 0)
         for (int s = 0; s < STAGES; ++s) {
             barrier_init(full + s, 1);
             barrier_init(empty + s, MULTIPLIERS);
-            if (PREPARED) barrier_init(ready + s, 1);
         }
     __syncthreads();
     if (tid >= MULTIPLIERS) {
-        int lane = tid - MULTIPLIERS;
-        auto finish = [&](int tile) {  // the prepared tile's writes, then visible to wgmma
-            int stage = tile % STAGES;
-            barrier_wait(full + stage, (tile / STAGES) & 1);
-            prepare(tile, stage, lane);
-            fence_async_shared();
-            __syncwarp();
-            if (lane == 0) barrier_arrive(ready + stage);
-        };
         for (int tile = 0; tile < tiles; ++tile) {
             int stage = tile % STAGES;
             if (tile >= STAGES) barrier_wait(empty + stage, (tile / STAGES - 1) & 1);
-            if (lane == 0) barrier_expect(full + stage, STAGE_BYTES);
+            if (tid == MULTIPLIERS) barrier_expect(full + stage, STAGE_BYTES);
             __syncwarp();
-            load(tile, stage, lane, full + stage);
-            if (PREPARED && tile > 0) finish(tile - 1);
+            load(tile, stage, tid - MULTIPLIERS, full + stage);
         }
-        if (PREPARED && tiles > 0) finish(tiles - 1);
         return false;
     }
     for (int tile = 0; tile < tiles; ++tile) {
         int stage = tile % STAGES;
-        barrier_wait((PREPARED ? ready : full) + stage, (tile / STAGES) & 1);
+        barrier_wait(full + stage, (tile / STAGES) & 1);
         wgmma_fence();
         multiply(tile, stage);
         wgmma_commit();
@@ -498,13 +481,9 @@ __device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Loa
 // cp.async's loads cost every thread ~20 instructions per 16 bytes, a tile here costs one
 // thread 2 + BN / 64 copies. Same grid and step split as region_wgrad_hopper's keep_all;
 // dynamic shared memory: the ring's barriers (RING_BYTES), then the stages.
-// MASKED (masked_wgrad: A is dnet, Kc = 4H): the loading warp zeroes in each landed A tile the
-// slices of P columns its step dropped (slot[step][slice] is -1; P divides 64), 8 bytes at a
-// time, before the multipliers read it.
-template <int HALVES, int STAGES, bool MASKED>
+template <int HALVES, int STAGES>
 __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap& x_map,
-                                   const int* slot, int P, int steps, int N, int F, int Kc,
-                                   float* dW) {
+                                   int steps, int N, int F, int Kc, float* dW) {
     constexpr int BM = 128, BN = 128 * HALVES, BK = 64;
     constexpr int STAGE = BK * BM + BK * BN;
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
@@ -528,21 +507,6 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
         for (int atom = 0; atom < BN / 64; ++atom)
             bulk_load(Bs + atom * BK * 64, x_map, n0 + 64 * atom, k0, s, full);
     };
-    auto zero_dropped = [&](int tile, int stage, int lane) {
-        const int* step_slot = slot + (size_t)(first_step + tile / k_tiles) * (Kc / P);
-        int m = lane * P;  // lane j: the block's slice j (BM / P <= 32 of them)
-        unsigned dropped = __ballot_sync(0xffffffff, m < BM && m0 + m < Kc
-                                                     && step_slot[(m0 + m) / P] < 0);
-        bf16* As = stages + stage * STAGE;
-        for (int r = lane; r < BK; r += 32)
-            for (unsigned bits = dropped; bits; bits &= bits - 1) {
-                int column = (__ffs(bits) - 1) * P;
-                bf16* row = As + (column / 64) * BK * 64 + r * 64;
-                for (int c = column % 64; c < column % 64 + P; c += 4)  // 8 bytes of a chunk
-                    *reinterpret_cast<uint2*>(row + ((c / 8) ^ (r % 8)) * 8 + c % 8) =
-                        make_uint2(0, 0);
-            }
-    };
     auto multiply = [&](int tile, int stage) {
         const bf16* As = stages + stage * STAGE + group * BK * 64;  // this warpgroup's 64 rows
         const bf16* Bs = stages + stage * STAGE + BK * BM;
@@ -555,9 +519,7 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
                                                 1024),
                                 tile > 0 || j > 0);
     };
-    if (!tma_pipeline<STAGES, 256, STAGE * 2, MASKED>(shared_bytes, tiles, load, zero_dropped,
-                                                      multiply))
-        return;
+    if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, tiles, load, multiply)) return;
     if (tiles == 0) return;  // a step split with no steps: nothing to add
     int m = m0 + group * 64 + warp * 16 + lane / 4;
 #pragma unroll
@@ -574,18 +536,15 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
                                    gridDim.z > 1);
     }
 }
-#define KEEP_ALL_TMA_ENTRY(NAME, HALVES, STAGES, MASKED)                                        \
+#define KEEP_ALL_TMA_ENTRY(NAME, HALVES, STAGES)                                                \
     extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
         const __grid_constant__ TensorMap values_map, const __grid_constant__ TensorMap x_map, \
-        const int* slot, int P, int steps, int N, int F, int Kc, float* dW) {                  \
-        keep_all_wgrad_tma<HALVES, STAGES, MASKED>(values_map, x_map, slot, P, steps, N, F,    \
-                                                   Kc, dW);                                    \
+        int steps, int N, int F, int Kc, float* dW) {                                          \
+        keep_all_wgrad_tma<HALVES, STAGES>(values_map, x_map, steps, N, F, Kc, dW);             \
     }
 // 128 x 128 tiles in six stages, or 128 x 256 in four (192 KB either way).
-KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16, 1, 6, false)
-KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16, 2, 4, false)
-KEEP_ALL_TMA_ENTRY(masked_wgrad_tma_bfloat16, 1, 6, true)
-KEEP_ALL_TMA_ENTRY(masked_wgrad_tma_wide_bfloat16, 2, 4, true)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16, 1, 6)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16, 2, 4)
 
 // gather_mm's product (out = A . B[kept rows], as gather_mm_hopper without SELECT) fed by the
 // copy engine, for P dividing 64: A's tile is one box of 128 rows x 64 k; B's, for each slice
@@ -635,9 +594,7 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
                                 tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j,
                                                 BK * 128, 1024));
     };
-    if (!tma_pipeline<STAGES, 256, STAGE * 2, false>(shared_bytes, share.tiles, load,
-                                                     [](int, int, int) {}, multiply))
-        return;
+    if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load, multiply)) return;
     int row = m0 + group * 64 + warp * 16 + lane / 4;
 #pragma unroll
     for (int half = 0; half < HALVES; ++half)

@@ -347,7 +347,7 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     expect(slot, "slot", torch.int32, (steps, regions * R))
     expect(out, "out", torch.float32, (regions * R * P, features))
     if S == 0 and keep_all_on_tma(values.dtype, values.device):
-        _keep_all_tma(values, x, slot, P, steps, out)
+        _keep_all_tma(values, x, steps, out)
         return
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
                                          P, R, steps, tiles,
@@ -360,15 +360,14 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
 
 
 def keep_all_on_tma(dtype: torch.dtype, device: torch.device) -> bool:
-    """Whether region_wgrad with every slice kept, and masked_wgrad, run on the
-    copy-engine-fed kernel (bf16 on sm_90)."""
+    """Whether region_wgrad with every slice kept runs on the copy-engine-fed kernel (bf16 on
+    sm_90): then coarse's weight gradients run as dense's, over dnet with its dropped slices
+    zeroed, faster than masked_wgrad (benchmarks/NOTES.md v9)."""
     return WGRAD_KEEP_ALL and USE_TMA and _wgmma(dtype, device)
 
 
-def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int,
-                  steps: int, out: torch.Tensor, masked: bool = False) -> None:
-    """region_wgrad with every slice kept, on hopper.cu's keep_all_wgrad_tma; masked: values is
-    dnet, and the slices of P columns each step dropped (slot) are read as zeros."""
+def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.Tensor) -> None:
+    """region_wgrad with every slice kept, on hopper.cu's keep_all_wgrad_tma."""
     rows, kc = values.shape
     features, batch = x.shape[1], rows // steps
     tiles = TMA_WIDE_TILES
@@ -381,9 +380,8 @@ def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: 
         out.zero_()
     values_map = _tensor_maps.tiled(values.view(steps, batch, kc), TMA_BOX)
     x_map = _tensor_maps.tiled(x.view(steps, batch, features), TMA_BOX)
-    launch("hopper", f"{'masked' if masked else 'keep_all'}_wgrad_tma{_wide(tiles)}_bfloat16",
-           grid, (TMA_THREADS,), (values_map, x_map, slot, P, steps, batch, features, kc, out),
-           shared_mem=shared)
+    launch("hopper", f"keep_all_wgrad_tma{_wide(tiles)}_bfloat16", grid, (TMA_THREADS,),
+           (values_map, x_map, steps, batch, features, kc, out), shared_mem=shared)
 
 
 def wgrad_kernel(dtype: torch.dtype, device: torch.device, P: int, R: int, S: int,
@@ -461,8 +459,6 @@ def masked_wgrad_fits(dtype: torch.dtype, device: torch.device, P: int, steps: i
                       width: int, features: int) -> bool:
     """Whether masked_wgrad has a kernel for this product: P 4 or a multiple of 8, 4H a
     multiple of the tile's rows, and which slices a block's steps kept in shared memory."""
-    if keep_all_on_tma(dtype, device):
-        return 64 % P == 0 and P % 4 == 0
     if not (P == 4 or P % 8 == 0):
         return False
     tiles = _masked_kernel(dtype, device, width, features)[2]
@@ -492,9 +488,6 @@ def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int
     expect(x, "x", dnet.dtype, (rows, features))
     expect(slot, "slot", torch.int32, (steps, width // P))
     expect(out, "out", torch.float32, (width, features))
-    if keep_all_on_tma(dnet.dtype, dnet.device):
-        _keep_all_tma(dnet, x, slot, P, steps, out, masked=True)
-        return
     module, entry, tiles = _masked_kernel(dnet.dtype, dnet.device, width, features)
     slices_per_block = tiles.rows // P
     grid, block, shared = wgrad_geometry(dnet.dtype, width // P, features, slices_per_block, P,

@@ -116,3 +116,23 @@ extern "C" __global__ void step_summary(const float* energy, int steps, int grou
     }
 FINE_ENTRY(fine_select_float32, float)
 FINE_ENTRY(fine_select_bfloat16, bf16)
+
+// Coarse: zeroes in dnet (rows = steps x N, of `width`) the slices each step dropped
+// (slot[t][j] is -1), so that the weight gradients run over it as over dense's. A thread per 4
+// columns (P is a multiple of 4, so they lie in one slice), over the rows in the grid's stride.
+template <typename T>
+__device__ void zero_dropped_slices(T* dnet, const int* slot, int P, int N, int width, int rows) {
+    int column = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
+    if (column >= width) return;
+    int slices = width / P, slice = column / P;
+    for (int row = blockIdx.y; row < rows; row += gridDim.y)
+        if (slot[(row / N) * slices + slice] < 0)
+            store4(dnet + (size_t)row * width + column, zero4<T>());
+}
+#define ZERO_DROPPED_ENTRY(NAME, T)                                                          \
+    extern "C" __global__ void NAME(T* dnet, const int* slot, int P, int N, int width,          \
+                                    int rows) {                                                \
+        zero_dropped_slices<T>(dnet, slot, P, N, width, rows);                                  \
+    }
+ZERO_DROPPED_ENTRY(zero_dropped_slices_float32, float)
+ZERO_DROPPED_ENTRY(zero_dropped_slices_bfloat16, bf16)

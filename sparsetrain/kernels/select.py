@@ -1,5 +1,6 @@
 """Launchers for select.cu: the fine selection (coarse selects inside its per-step product:
-products.select_gather_mm), and a backward's statistics in one launch."""
+products.select_gather_mm), coarse's dropped slices zeroed in dnet, and a backward's
+statistics in one launch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 MAX_GROUP = 1024     # slices of a region / blocks of a slice (select.cu's shared arrays)
 THREADS = 128        # select.cu's SELECT_THREADS
 SUMMARY_THREADS = 256  # step_summary: a warp per step, 8 at a time
+ZERO_THREADS, ZERO_ROW_BLOCKS = 256, 1024  # zero_dropped_slices: rows in a grid stride
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
@@ -45,3 +47,18 @@ def step_summary(energy: torch.Tensor, kept: int, of: int, out: torch.Tensor) ->
     expect(out, "out", torch.float64, (3,))
     expect_rule(0 <= kept <= of and of > 0, f"step_summary: need 0 <= kept ({kept}) <= of ({of})")
     launch("select", "step_summary", (1,), (SUMMARY_THREADS,), (energy, steps, groups, kept, of, out))
+
+
+def zero_dropped_slices(dnet: torch.Tensor, slot: torch.Tensor, P: int, steps: int) -> None:
+    """Zero in dnet (steps*N, 4H) the slices of P columns each step dropped (slot (steps, 4H/P):
+    -1 where dropped), in place."""
+    expect_kernel_dtype(dnet.dtype, "dnet")
+    rows, width = dnet.shape
+    expect_rule(steps > 0 and rows % steps == 0 and P % 4 == 0 and width % P == 0,
+                f"zero_dropped_slices: need {steps} steps dividing {rows} rows and 4 | P ({P}) "
+                f"| 4H ({width})")
+    expect(dnet, "dnet", dnet.dtype)
+    expect(slot, "slot", torch.int32, (steps, width // P))
+    grid = (-(-width // (4 * ZERO_THREADS)), min(rows, ZERO_ROW_BLOCKS))
+    launch("select", f"zero_dropped_slices_{DTYPE_NAMES[dnet.dtype]}", grid, (ZERO_THREADS,),
+           (dnet, slot, P, rows // steps, width, rows))
