@@ -159,12 +159,19 @@ class _Loop:
             products.step_column_sums(values, slot, P, self.steps, columns)
 
         as_dense = dnet is not None and products.keep_all_on_tma(dtype, device)
-        if as_dense:  # before either weight gradient reads dnet
-            zero_dropped_slices(dnet, slot, P, self.steps)
+        if as_dense:
             dense_index, dense_slot = self.dense_index()
+            zeroed = torch.cuda.Event()
 
-        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor) -> None:
+        def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor, first: bool) -> None:
             if as_dense:
+                # dnet's dropped slices zeroed once, beside dx (a pass bound by memory, dx by
+                # the tensor cores), before either weight gradient reads it
+                if first:
+                    zero_dropped_slices(dnet, slot, P, self.steps)
+                    zeroed.record()
+                else:
+                    torch.cuda.current_stream().wait_event(zeroed)
                 products.region_wgrad(dnet, inputs, dense_index, dense_slot, DENSE_SLICE,
                                       DENSE_REGION, 0, self.steps, d_w)
             elif dnet is not None and products.masked_wgrad_fits(
@@ -175,8 +182,8 @@ class _Loop:
 
         main = torch.cuda.current_stream()
         sides = _side_streams(main.device)
-        for side, work in zip(sides, (d_x_and_bias, lambda: weight_gradient(x, d_w_ih),
-                                      lambda: weight_gradient(h_prev, d_w_hh))):
+        for side, work in zip(sides, (d_x_and_bias, lambda: weight_gradient(x, d_w_ih, True),
+                                      lambda: weight_gradient(h_prev, d_w_hh, False))):
             side.wait_stream(main)
             with torch.cuda.stream(side):
                 work()
