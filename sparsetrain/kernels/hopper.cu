@@ -62,6 +62,23 @@ __device__ __forceinline__ void fence_async_shared() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
+// A warpgroup's wgmma accumulator of 64 rows x COLUMNS, d as the instruction lays it out (this
+// thread's values d[4i + 2h], d[4i + 2h + 1] at row `row` + 8h, columns `col` + 8i and + 1;
+// row = the tile's first + 16 * warp + lane / 4, col = the tile's first + 2 * (lane % 4)),
+// stored into out (`rows` x F, row-major) where inside it; add: red.add into float32 out.
+template <int COLUMNS, typename OutT>
+__device__ __forceinline__ void store_wgmma_tile(const float* d, OutT* out, int row, int col,
+                                                 int rows, int F, bool add) {
+#pragma unroll
+    for (int i = 0; i < COLUMNS / 8; ++i)
+        if (col + 8 * i < F)
+#pragma unroll
+            for (int half = 0; half < 2; ++half)
+                if (row + 8 * half < rows)
+                    store_pair(out + (size_t)(row + 8 * half) * F + col + 8 * i,
+                               d[4 * i + 2 * half], d[4 * i + 2 * half + 1], add);
+}
+
 // Element offset of chunk c (8 elements) of row r in a swizzled run of 128-byte rows.
 __device__ __forceinline__ int swizzled(int r, int c) { return r * 64 + ((c ^ (r % 8)) * 8); }
 
@@ -203,17 +220,8 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         wgmma_wait<1>();
     }
     wgmma_wait<0>();
-    int row = m0 + group_m * 64 + warp * 16 + lane / 4;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-        int col = n0 + group_n * 128 + 8 * i + 2 * (lane % 4);
-        if (col >= F) continue;
-#pragma unroll
-        for (int half = 0; half < 2; ++half)
-            if (row + 8 * half < M)
-                store_pair(out + (size_t)(row + 8 * half) * F + col, d[4 * i + 2 * half],
-                           d[4 * i + 2 * half + 1], gridDim.z > 1);
-    }
+    store_wgmma_tile<128>(d, out, m0 + group_m * 64 + warp * 16 + lane / 4,
+                          n0 + group_n * 128 + 2 * (lane % 4), M, F, gridDim.z > 1);
 }
 
 // Weight gradient as products.cu's region_wgrad (same arguments, accumulator and step split),
@@ -361,16 +369,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
     wgmma_wait<0>();
     if constexpr (SUM != SHARED_ACCUMULATOR) {
         if (tiles == 0) return;  // a step split with no steps: nothing to add
-        int m = group_m * 64 + warp * 16 + lane / 4, col = n0 + group_n * WG_BN + 2 * (lane % 4);
-#pragma unroll
-        for (int half = 0; half < 2; ++half)
-            if (m + 8 * half < m_count)
-#pragma unroll
-                for (int i = 0; i < WG_BN / 8; ++i)
-                    if (col + 8 * i < F)
-                        store_pair(dW + (size_t)(m0 + m + 8 * half) * F + col + 8 * i,
-                                   d_even[4 * i + 2 * half], d_even[4 * i + 2 * half + 1],
-                                   gridDim.z > 1);
+        store_wgmma_tile<WG_BN>(d_even, dW, m0 + group_m * 64 + warp * 16 + lane / 4,
+                                n0 + group_n * WG_BN + 2 * (lane % 4), m0 + m_count, F,
+                                gridDim.z > 1);
         return;
     }
     if (pending >= 0) add_pending(pending);
@@ -521,20 +522,10 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
     };
     if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, tiles, load, multiply)) return;
     if (tiles == 0) return;  // a step split with no steps: nothing to add
-    int m = m0 + group * 64 + warp * 16 + lane / 4;
 #pragma unroll
-    for (int half = 0; half < HALVES; ++half) {
-        int col = n0 + half * 128 + 2 * (lane % 4);
-#pragma unroll
-        for (int row = 0; row < 2; ++row)
-            if (m + 8 * row < Kc)
-#pragma unroll
-                for (int i = 0; i < 16; ++i)
-                    if (col + 8 * i < F)
-                        store_pair(dW + (size_t)(m + 8 * row) * F + col + 8 * i,
-                                   d[half][4 * i + 2 * row], d[half][4 * i + 2 * row + 1],
-                                   gridDim.z > 1);
-    }
+    for (int half = 0; half < HALVES; ++half)
+        store_wgmma_tile<128>(d[half], dW, m0 + group * 64 + warp * 16 + lane / 4,
+                              n0 + half * 128 + 2 * (lane % 4), Kc, F, gridDim.z > 1);
 }
 #define KEEP_ALL_TMA_ENTRY(NAME, HALVES, STAGES)                                                \
     extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
@@ -595,19 +586,10 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
                                                 BK * 128, 1024));
     };
     if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load, multiply)) return;
-    int row = m0 + group * 64 + warp * 16 + lane / 4;
 #pragma unroll
     for (int half = 0; half < HALVES; ++half)
-#pragma unroll
-        for (int i = 0; i < 16; ++i) {
-            int col = n0 + half * 128 + 8 * i + 2 * (lane % 4);
-            if (col >= F) continue;
-#pragma unroll
-            for (int r = 0; r < 2; ++r)
-                if (row + 8 * r < M)
-                    store_pair(out + (size_t)(row + 8 * r) * F + col, d[half][4 * i + 2 * r],
-                               d[half][4 * i + 2 * r + 1], gridDim.z > 1);
-        }
+        store_wgmma_tile<128>(d[half], out, m0 + group * 64 + warp * 16 + lane / 4,
+                              n0 + half * 128 + 2 * (lane % 4), M, F, gridDim.z > 1);
 }
 #define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES, BLOCKS)                                   \
     extern "C" __global__ void __launch_bounds__(288, BLOCKS) NAME(                            \
