@@ -8,9 +8,10 @@ three side streams (parallel branches of the captured graph).
     coarse  norms fused into the cell step; each step's product selects the kept slices
             itself, reads them from dnet and writes the step's compact form and index; it and
             dx read only the kept slices (index into W rows, nothing copied); the weight
-            gradients read dnet with the dropped slices as zeros where masked_wgrad fits
-            (faster on H100 than skipping them, as they never wait per step), else add each
-            step's compact product into its kept dW rows
+            gradients read dnet with the dropped slices as zeros (faster on H100 than
+            skipping them, as they never wait per step): zeroed once in dnet, then dense's
+            kernel, where that runs on the copy engine; else masked_wgrad where it fits; else
+            each step's compact product added into its kept dW rows
     fine    norms fused into the cell step; selection writes the compact form and zeroes
             the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,

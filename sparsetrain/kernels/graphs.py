@@ -48,6 +48,11 @@ class _Captured:
     serial: int = dataclasses.field(default_factory=lambda: next(_serials))
     holder: Any = None  # forward graphs: weakref to the Handoff whose values the outputs hold
 
+    def live_holder(self) -> "Handoff | None":
+        """The Handoff whose values the outputs hold, while a backward can still read them."""
+        holder = self.holder() if self.holder is not None else None
+        return holder if holder is not None and holder.needed() else None
+
 
 class Handoff:
     """One forward call's cells, gates and output, for its backward. They stay in the forward
@@ -69,10 +74,6 @@ class Handoff:
     def needed(self) -> bool:
         return self._sentinel() is not None
 
-    def _holder(self) -> "Handoff | None":
-        holder = self.captured.holder() if self.captured.holder is not None else None
-        return holder if holder is not None and holder.needed() else None
-
     def move_out(self) -> None:
         self.moved = {name: getattr(self.captured.outputs, name).clone() for name in HANDED}
 
@@ -80,7 +81,7 @@ class Handoff:
         """The values, in the forward graph's buffers (the eager pass: its own tensors)."""
         if self.captured is None:
             return self.moved
-        holder = self._holder()
+        holder = self.captured.live_holder()
         if holder is not self:
             if holder is not None:
                 holder.move_out()
@@ -174,8 +175,8 @@ def forward(inputs: forward_pass.ForwardInputs) -> tuple[torch.Tensor, Handoff]:
         return state.output, Handoff(None, state)
     key = ("forward", _describe(inputs), inputs.w_ih.data_ptr())
     held = _graphs.get(key)
-    holder = held.holder() if held is not None and held.holder is not None else None
-    if holder is not None and holder.needed():  # a backward may still read them
+    holder = held.live_holder() if held is not None else None
+    if holder is not None:  # a backward may still read them: out of this forward's way
         holder.move_out()
     captured = _replay(key, forward_pass.run, inputs)
     handoff = Handoff(captured)
@@ -191,10 +192,8 @@ def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
 def run(sparsifier: Sparsifier, state: plans.LayerState,
         handoff: Handoff | None = None) -> plans.LayerGrads:
     """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded. With
-    the forward's handoff, state's output, cells and gates are its tensors (so in a graph the
-    forward graph's buffers, read where they are)."""
-    if handoff is not None:
-        state = dataclasses.replace(state, **handoff.tensors())
+    the forward's handoff, state's output, cells and gates must be its `tensors()` (in a graph,
+    the forward graph's buffers, which the backward graph reads where they are)."""
     if not graphs_enabled():
         grads = plans.run(sparsifier, state)
     else:

@@ -179,11 +179,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
-    if _gather_on_tma(a.dtype, a.device, P, rows_per_group, m, features):
-        _gather_tma(a, b, index, P, rows_per_group, out, split_k)
-        return
-    if _step_on_tma(a.dtype, a.device, P, rows_per_group, out.dtype):
-        _gather_tma(a, b, index, P, rows_per_group, out, split_k, TMA_STEP_TILES)
+    tma_tiles = _gather_tma_tiles(a.dtype, a.device, P, rows_per_group, m, features, out.dtype)
+    if tma_tiles is not None:
+        _gather_tma(a, b, index, P, rows_per_group, out, split_k, tma_tiles)
         return
     module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
@@ -192,32 +190,25 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
            shared_mem=shared)
 
 
-def _gather_on_tma(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
-                   rows: int, features: int) -> bool:
-    """gather_mm_tma takes bf16 on sm_90, 128-row tiles inside an index group, and slices of P
-    rows dividing a 64-row tile (each slice a box of its own); it runs where its blocks fill
-    the GPU and the slices are TMA_GATHER_SLICE rows."""
-    blocks = rows // TMA_TILES.rows * -(-features // TMA_TILES.columns)
-    return (USE_TMA and _wgmma(dtype, device) and rows_per_group % TMA_TILES.rows == 0
-            and 64 % P == 0 and P >= TMA_GATHER_SLICE and blocks >= TMA_GATHER_LEAST_BLOCKS)
-
-
-def _step_on_tma(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
-                 out_dtype: torch.dtype) -> bool:
-    """The per-step product (into float32 dh) on gather_mm_tma's step entry: as
-    _gather_on_tma, whatever the blocks."""
-    return (TMA_STEP and USE_TMA and _wgmma(dtype, device) and out_dtype == torch.float32
-            and rows_per_group % TMA_STEP_TILES.rows == 0 and 64 % P == 0
-            and P >= TMA_GATHER_SLICE)
+def _gather_tma_tiles(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
+                      rows: int, features: int, out_dtype: torch.dtype) -> Tiles | None:
+    """The tiles of gather_mm_tma for this product, or None where it does not run. It takes
+    bf16 on sm_90, 128-row tiles inside an index group, and slices of P rows dividing a 64-row
+    tile (each slice a box of its own), and runs where the slices are TMA_GATHER_SLICE rows:
+    the batched entry where its 128 x 128 blocks would fill the GPU, else the per-step one
+    (float32 out)."""
+    if not (USE_TMA and _wgmma(dtype, device) and rows_per_group % TMA_TILES.rows == 0
+            and 64 % P == 0 and P >= TMA_GATHER_SLICE):
+        return None
+    if rows // TMA_TILES.rows * -(-features // TMA_TILES.columns) >= TMA_GATHER_LEAST_BLOCKS:
+        return TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
+    return TMA_STEP_TILES if TMA_STEP and out_dtype == torch.float32 else None
 
 
 def _gather_tma(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
-                rows_per_group: int, out: torch.Tensor, split_k: int,
-                tiles: Tiles | None = None) -> None:
+                rows_per_group: int, out: torch.Tensor, split_k: int, tiles: Tiles) -> None:
     m, kc = a.shape
     features = b.shape[1]
-    if tiles is None:
-        tiles = TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
     grid, _, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     a_map = _tensor_maps.tiled(a.unsqueeze(0), (tiles.depth, tiles.rows, 1))
     b_map = _tensor_maps.tiled(b.unsqueeze(0), (TMA_BOX[0], P, 1))
@@ -370,9 +361,7 @@ def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.
     """region_wgrad with every slice kept, on hopper.cu's keep_all_wgrad_tma."""
     rows, kc = values.shape
     features, batch = x.shape[1], rows // steps
-    tiles = TMA_WIDE_TILES
-    if -(-kc // tiles.rows) * -(-features // tiles.columns) < WIDE_LEAST_BLOCKS:
-        tiles = TMA_TILES
+    tiles = _wide_where_filled(kc, features, TMA_WIDE_TILES, TMA_TILES)
     grid, _, _ = wgrad_geometry(values.dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
                                 "keep_all")
     shared = RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * 2
@@ -437,9 +426,14 @@ def wgrad_geometry(dtype: torch.dtype, regions: int, features: int, regions_per_
 def register_tiles(rows: int, features: int) -> Tiles:
     """The wgmma tiles of the weight gradients that sum in registers for a dW of rows x
     features: 128 x 256 where those blocks fill the GPU (WIDE_LEAST_BLOCKS), else 128 x 128."""
-    wide = HOPPER_WGRAD_REGISTER_WIDE_TILES
+    return _wide_where_filled(rows, features, HOPPER_WGRAD_REGISTER_WIDE_TILES,
+                              HOPPER_WGRAD_REGISTER_TILES)
+
+
+def _wide_where_filled(rows: int, features: int, wide: Tiles, narrow: Tiles) -> Tiles:
+    """wide where its blocks for a rows x features product fill the GPU (WIDE_LEAST_BLOCKS)."""
     blocks = -(-rows // wide.rows) * -(-features // wide.columns)
-    return wide if blocks >= WIDE_LEAST_BLOCKS else HOPPER_WGRAD_REGISTER_TILES
+    return wide if blocks >= WIDE_LEAST_BLOCKS else narrow
 
 
 def _wide(tiles: Tiles) -> str:
