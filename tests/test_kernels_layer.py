@@ -235,3 +235,64 @@ def test_a_replay_may_be_handed_the_graphs_own_input_copies():
     # in d_x seen on H100). Reading the wrong inputs would differ by order one.
     for field in ("d_x", "d_w_ih", "d_w_hh", "d_h0"):
         assert relative_error(getattr(again, field), getattr(first, field)) < 1e-4, field
+
+
+def _forward_graphs():
+    from sparsetrain.kernels import graphs
+
+    return [captured for key, captured in graphs._graphs.items() if key[0] == "forward"]
+
+
+def test_the_forward_graph_follows_weights_updated_in_place_between_calls():
+    spec = SPECS[1]
+    first, second = separated_inputs(torch.float32), separated_inputs(torch.float32)
+    weights = {k: first[k].detach().requires_grad_() for k in WEIGHTS}
+    _call(lstm_layer, first, weights, spec)
+    with torch.no_grad():  # as an optimizer step does: same tensors, new values
+        for name in WEIGHTS:
+            weights[name].copy_(second[name])
+    states, outputs, _ = _call(lstm_layer, second, weights, spec)
+    ref_outputs = reference.lstm_layer(*(second[k] for k in ("x", "h0", "c0")),
+                                       *(second[k] for k in WEIGHTS), build(spec))
+    for mine, theirs in zip(outputs, ref_outputs):
+        assert relative_error(mine, theirs) < TOLERANCE[torch.float32]
+
+
+def test_non_contiguous_weights_run_one_forward_graph_and_match_the_reference():
+    spec = SPECS[0]
+    inputs = separated_inputs(torch.float32)
+    transposed = {k: inputs[k].t().contiguous().t().requires_grad_() for k in ("w_ih", "w_hh")}
+    assert not transposed["w_ih"].is_contiguous()
+    weights = {**{k: inputs[k].detach().requires_grad_() for k in ("b_ih", "b_hh")},
+               **transposed}
+    weights = {k: weights[k] for k in WEIGHTS}
+    from sparsetrain.kernels import graphs
+
+    graphs._graphs.clear()
+    for _ in range(3):
+        states, outputs, output_gradients = _call(lstm_layer, inputs, weights, spec)
+        torch.autograd.backward(list(outputs), output_gradients)
+    assert len(_forward_graphs()) == 1
+    ref, _, _ = gradients(reference.lstm_layer, inputs, spec, torch.float64)
+    for name, leaf in states.items():
+        assert relative_error(leaf.grad, ref[name]) < TOLERANCE[torch.float32], name
+
+
+def test_a_backward_copies_only_the_output_gradient_into_its_graph(monkeypatch):
+    from sparsetrain.kernels import graphs
+
+    copied = []
+    copy_into = graphs._copy_into
+    monkeypatch.setattr(graphs, "_copy_into", lambda record, tensors: copied.append(
+        [name for name, tensor in tensors.items()
+         if getattr(record, name).data_ptr() != tensor.data_ptr()])
+        or copy_into(record, tensors))
+    inputs = separated_inputs(torch.float32)
+    weights = {k: inputs[k].detach().requires_grad_() for k in WEIGHTS}
+    for _ in range(2):  # the second call replays both graphs
+        copied.clear()
+        _, outputs, _ = _call(lstm_layer, inputs, weights, SPECS[0])
+        torch.autograd.backward(outputs[0], inputs["d_out"])
+    forward_copies, backward_copies = copied
+    assert sorted(forward_copies) == ["bias", "c0", "h0", "x"]
+    assert backward_copies == ["d_output"]

@@ -7,12 +7,15 @@ copies its inputs into those copies, replays the graph and copies the results ou
 tensors. The copies are part of the measured time. Set SPARSETRAIN_CUDA_GRAPHS=0 to run
 eagerly (one launch at a time from Python).
 
-The forward's cells, gates and output, which only its backward reads, are handed over instead
-of copied (`Handoff`): each layer has its own forward graph, and the layer's backward graph
-reads that graph's output buffers. They are copied out only when another forward of the same
+The forward graph reads the weights where they are (the graph is keyed by their addresses):
+parameters keep theirs from step to step, and autograd refuses a backward whose saved weights
+were changed in place. What the backward reads of the forward, its inputs (x, h0, weights)
+and its cells, gates and output, is handed over instead of copied (`Handoff`): each layer has
+its own forward graph, and the layer's backward graph reads that graph's buffers, so only
+d_output is copied in. The outputs are copied out only when another forward of the same
 layer would overwrite them while the first one's backward is still to come (two calls of one
-layer before their backwards, or a graph retained for another backward), and copied back when
-that backward runs.
+layer before their backwards, or a graph retained for another backward), and copied back,
+with the inputs, when that backward runs.
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ from sparsetrain.sparsify import Sparsifier, build
 
 CACHED_GRAPHS = 16
 _graphs: "OrderedDict[tuple, _Captured]" = OrderedDict()
-HANDED = ("output", "cells", "gates")  # ForwardState's fields, LayerState's of the same names
+# ForwardInputs' and ForwardState's fields the backward reads (LayerState's of the same names)
+HANDED_INPUTS = ("x", "h0", "w_ih", "w_hh")
+HANDED_OUTPUTS = ("output", "cells", "gates")
+HANDED = HANDED_INPUTS + HANDED_OUTPUTS
+IN_PLACE = ("w_ih", "w_hh")  # ForwardInputs' fields the forward graph reads where they are
 _serials = itertools.count()
 
 
@@ -55,15 +62,17 @@ class _Captured:
 
 
 class Handoff:
-    """One forward call's cells, gates and output, for its backward. They stay in the forward
-    graph's output buffers while this is the last forward of the graph (it "holds" them);
-    the next forward of the graph first copies them out, unless no backward can read them any
-    more, and `tensors` copies them back."""
+    """One forward call's inputs and outputs, for its backward. They stay in the forward graph's
+    buffers while this is the last forward of the graph (it "holds" them); the next forward of
+    the graph first copies the outputs out, unless no backward can read them any more, and
+    `tensors` copies them back with the inputs (the caller's own, which autograd saves)."""
 
-    def __init__(self, captured: _Captured | None, state: Any = None) -> None:
+    def __init__(self, captured: _Captured | None, inputs: Any, state: Any = None) -> None:
         self.captured = captured
+        self.inputs = {name: getattr(inputs, name) for name in HANDED_INPUTS}
         self.moved: dict[str, torch.Tensor] | None = (
-            None if captured is not None else {name: getattr(state, name) for name in HANDED})
+            None if captured is not None
+            else {name: getattr(state, name) for name in HANDED_OUTPUTS})
         self._sentinel: Callable[[], Any] = lambda: True
 
     def needed_while(self, sentinel: torch.Tensor) -> None:
@@ -75,32 +84,37 @@ class Handoff:
         return self._sentinel() is not None
 
     def move_out(self) -> None:
-        self.moved = {name: getattr(self.captured.outputs, name).clone() for name in HANDED}
+        self.moved = {name: getattr(self.captured.outputs, name).clone()
+                      for name in HANDED_OUTPUTS}
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The values, in the forward graph's buffers (the eager pass: its own tensors)."""
         if self.captured is None:
-            return self.moved
+            return {**self.inputs, **self.moved}
         holder = self.captured.live_holder()
         if holder is not self:
             if holder is not None:
                 holder.move_out()
-            for name, tensor in self.moved.items():
-                getattr(self.captured.outputs, name).copy_(tensor)
+            _copy_into(self.captured.inputs, self.inputs)
+            _copy_into(self.captured.outputs, self.moved)
             self.moved = None
             self.captured.holder = weakref.ref(self)
-        return {name: getattr(self.captured.outputs, name) for name in HANDED}
+        return {**{name: getattr(self.captured.inputs, name) for name in HANDED_INPUTS},
+                **{name: getattr(self.captured.outputs, name) for name in HANDED_OUTPUTS}}
 
 
-def _describe(record: Any) -> tuple:
-    return tuple((f.name, None if (t := getattr(record, f.name)) is None
-                  else (tuple(t.shape), t.dtype, str(t.device)))
-                 for f in dataclasses.fields(record))
+def _describe(record: Any, names: tuple[str, ...] | None = None) -> tuple:
+    """What a graph of record's fields (those in `names`) depends on: shapes, dtypes, devices."""
+    names = names or tuple(f.name for f in dataclasses.fields(record))
+    return tuple((name, None if (t := getattr(record, name)) is None
+                  else (tuple(t.shape), t.dtype, t.device)) for name in names)
 
 
-def _copy(record: Any) -> Any:
+def _copy(record: Any, shared: tuple[str, ...]) -> Any:
+    """record with clones of its tensors, but for the `shared` fields."""
     return dataclasses.replace(record, **{name: tensor.clone()
-                                          for name, tensor in _tensors(record)})
+                                          for name, tensor in _tensors(record)
+                                          if name not in shared})
 
 
 def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
@@ -124,8 +138,8 @@ def capture(work: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
 
 def _capture(function: Callable[[Any], Any], inputs: Any, shared: tuple[str, ...]) -> _Captured:
     """The graph of function over private copies of inputs, but for the `shared` fields, which
-    it reads where they are (another graph's output buffers)."""
-    inputs = dataclasses.replace(_copy(inputs), **{name: getattr(inputs, name) for name in shared})
+    it reads where they are (the weights; another graph's buffers)."""
+    inputs = _copy(inputs, shared)
     graph, outputs = capture(lambda: function(inputs))
     return _Captured(graph, inputs, outputs)
 
@@ -141,13 +155,19 @@ def _replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
         while len(_graphs) > CACHED_GRAPHS:
             _graphs.popitem(last=False)
     _graphs.move_to_end(key)
-    # One multi-tensor copy: per-tensor copies cost more host time than device time.
-    pairs = [(getattr(captured.inputs, name), tensor) for name, tensor in _tensors(inputs)
-             if getattr(captured.inputs, name).data_ptr() != tensor.data_ptr()]
-    if pairs:
-        torch._foreach_copy_([target for target, _ in pairs], [source for _, source in pairs])
+    _copy_into(captured.inputs, dict(_tensors(inputs)))
     captured.graph.replay()
     return captured
+
+
+def _copy_into(record: Any, tensors: dict[str, torch.Tensor]) -> None:
+    """Copies tensors into record's fields of the same names, but for those already there."""
+    pairs = [(getattr(record, name), tensor) for name, tensor in tensors.items()
+             if getattr(record, name).data_ptr() != tensor.data_ptr()]
+    if len(pairs) == 1:
+        pairs[0][0].copy_(pairs[0][1])
+    elif pairs:  # one multi-tensor copy: per-tensor copies cost more host time than device time
+        torch._foreach_copy_([target for target, _ in pairs], [source for _, source in pairs])
 
 
 def _fresh(record: Any, names: list[str]) -> dict[str, torch.Tensor]:
@@ -166,20 +186,24 @@ def replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
     return dataclasses.replace(captured.outputs, **_fresh(captured.outputs, names))
 
 
-def forward(inputs: forward_pass.ForwardInputs) -> tuple[torch.Tensor, Handoff]:
-    """The layer's forward: its output (a fresh tensor), and its output, cells and gates for
-    its backward. Each layer (its w_ih) has a graph of its own, so that layers of one shape do
-    not take each other's values out of the buffers."""
+def forward(inputs: forward_pass.ForwardInputs,
+            weights: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Handoff]:
+    """The layer's forward: its output (a fresh tensor), and its inputs, output, cells and
+    gates for its backward. Each layer (its `weights`, the caller's w_ih and w_hh) has a graph
+    of its own, so that layers of one shape do not take each other's values out of the
+    buffers; the graph reads them where they are when they are inputs' own (contiguous)."""
     if not graphs_enabled():
         state = forward_pass.run(inputs)
-        return state.output, Handoff(None, state)
-    key = ("forward", _describe(inputs), inputs.w_ih.data_ptr())
+        return state.output, Handoff(None, inputs, state)
+    key = ("forward", _describe(inputs), *(weight.data_ptr() for weight in weights))
+    in_place = IN_PLACE if all(getattr(inputs, name) is weight
+                               for name, weight in zip(IN_PLACE, weights)) else ()
     held = _graphs.get(key)
     holder = held.live_holder() if held is not None else None
     if holder is not None:  # a backward may still read them: out of this forward's way
         holder.move_out()
-    captured = _replay(key, forward_pass.run, inputs)
-    handoff = Handoff(captured)
+    captured = _replay(key, forward_pass.run, inputs, in_place)
+    handoff = Handoff(captured, inputs)
     captured.holder = weakref.ref(handoff)
     return _fresh(captured.outputs, ["output"])["output"], handoff
 
@@ -192,13 +216,16 @@ def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
 def run(sparsifier: Sparsifier, state: plans.LayerState,
         handoff: Handoff | None = None) -> plans.LayerGrads:
     """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded. With
-    the forward's handoff, state's output, cells and gates must be its `tensors()` (in a graph,
+    the forward's handoff, state's fields named in HANDED must be its `tensors()` (in a graph,
     the forward graph's buffers, which the backward graph reads where they are)."""
     if not graphs_enabled():
         grads = plans.run(sparsifier, state)
     else:
         shared = HANDED if handoff is not None and handoff.captured is not None else ()
-        key = ("backward", tuple(sorted(sparsifier.spec.items())), _describe(state),
+        # The shared fields are the forward graph's (its serial says which): only the others'
+        # shapes tell graphs apart.
+        unshared = tuple(f.name for f in dataclasses.fields(state) if f.name not in shared)
+        key = ("backward", tuple(sorted(sparsifier.spec.items())), _describe(state, unshared),
                handoff.captured.serial if shared else None)
         grads = replay(key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state,
                        shared)

@@ -43,12 +43,13 @@ class CupyLSTMLayer(torch.autograd.Function):
         inputs = forward_pass.ForwardInputs(
             x=x.contiguous(), h0=h0.contiguous(), c0=c0.contiguous(), w_ih=w_ih.contiguous(),
             w_hh=w_hh.contiguous(), bias=None if b_ih is None else b_ih + b_hh)
-        output, handoff = graphs.forward(inputs)
+        output, handoff = graphs.forward(inputs, (w_ih, w_hh))
         cells = handoff.tensors()["cells"]
         ctx.sparsifier = sparsifier
         ctx.has_bias = b_ih is not None
-        # cells, gates (and output) reach the backward through the handoff, not saved copies;
-        # the saved sentinel says when no backward can read them any more
+        # what the backward reads reaches it through the handoff, not saved copies (x, h0 and
+        # the weights are saved all the same: autograd then refuses a backward after they were
+        # changed in place); the saved sentinel says when no backward can read them any more
         ctx.handoff = handoff
         sentinel = torch.empty(0)
         handoff.needed_while(sentinel)
@@ -61,11 +62,10 @@ class CupyLSTMLayer(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_output, d_h_last, d_c_last):
-        x, h0, w_ih, w_hh, _ = ctx.saved_tensors
+        x = ctx.saved_tensors[0]
         handed = ctx.handoff.tensors()
         state = plans.LayerState(
-            x=x.contiguous(), h0=h0.contiguous(), w_ih=w_ih.contiguous(),
-            w_hh=w_hh.contiguous(), **handed,
+            **handed,
             d_output=(d_output.contiguous() if d_output is not None
                       else torch.zeros_like(handed["output"])),
             d_h_last=d_h_last, d_c_last=d_c_last)
