@@ -283,6 +283,25 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("rows,features,depth", [(200, 300, 1000), (384, 256, 4480),
+                                                 (64, 40, 36)])
+@pytest.mark.parametrize("tiles", ["128x128", "128x256"])
+@pytest.mark.parametrize("least_tiles", [1, 10**9])  # 1: k split between blocks; else whole
+def test_kmajor_mm_multiplies_by_the_transpose_of_b(rows, features, depth, tiles, least_tiles,
+                                                    monkeypatch):
+    if not products.kmajor_on_tma(torch.float32, torch.device("cuda")):
+        pytest.skip("tf32 wgmma needs sm_90")
+    monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if tiles.endswith("256") else 10**9)
+    monkeypatch.setattr(products, "KMAJOR_LEAST_TILES", least_tiles)
+    a, b = randn(rows, depth), randn(features, depth)
+    out = poisoned(rows, features)
+    products.kmajor_mm(a, b, out)
+    expected = torch.zeros(rows, features, dtype=torch.float64, device="cuda")
+    for k in range(0, depth, 64):  # a sum over k in pieces, not the kernel's order
+        expected += a[:, k:k + 64].double() @ b[:, k:k + 64].double().t()
+    assert relative_error(out, expected) < PRODUCT_TOLERANCE[torch.float32]
+
+
 @pytest.mark.parametrize("P", [4, 8, 16])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
 @pytest.mark.parametrize("n", [64, 136])  # 136: a step spans three 64-row tiles

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -123,6 +124,19 @@ class _Loop:
         """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
         products.gather_mm(values, self.s.w_hh, index, P, self.batch, self.dh, split)
 
+    def recur_dense(self) -> Callable[[torch.Tensor], None]:
+        """dense's dh_{t-1} = s_t W_hh, as a function of s_t: float32 on tf32 wgmma where it
+        runs (W_hh transposed once: it reads K-major operands), else gather_mm with every
+        slice kept (W_hh read in 64-row runs)."""
+        dtype, device = self.s.x.dtype, self.s.x.device
+        if products.kmajor_on_tma(dtype, device):
+            w_hh_t = self.s.w_hh.t().contiguous()
+            split = products.kmajor_split(self.batch, self.hidden, self.width)
+            return lambda s_t: products.kmajor_mm(s_t, w_hh_t, self.dh, split)
+        rows = self.dense_index(DENSE_ROWS)[0][:1]
+        split = self.split(self.width)
+        return lambda s_t: self.recur(s_t, rows, DENSE_ROWS, split)
+
     def recur_selected(self, dnet: torch.Tensor, partial: torch.Tensor, P: int, R: int, S: int,
                        split: int, index: torch.Tensor, slot: torch.Tensor,
                        values: torch.Tensor, energy: torch.Tensor) -> None:
@@ -156,25 +170,32 @@ class _Loop:
                               else (index, P))
 
         def d_x_and_bias() -> None:
-            products.gather_mm(values, s.w_ih, dx_index, dx_slice, self.batch, d_x)
+            if S == 0 and products.kmajor_on_tma(dtype, device):  # W_ih^T: K-major for tf32
+                products.kmajor_mm(values, s.w_ih.t().contiguous(), d_x)
+            else:
+                products.gather_mm(values, s.w_ih, dx_index, dx_slice, self.batch, d_x)
             products.step_column_sums(values, slot, P, self.steps, columns)
 
-        as_dense = dnet is not None and products.keep_all_on_tma(dtype, device)
+        # The weight gradients read s whole (dense: values; coarse: dnet with its dropped
+        # slices zeroed) where that runs on the copy engine.
+        whole = dnet if dnet is not None else values if S == 0 else None
+        as_dense = whole is not None and products.keep_all_on_tma(dtype, device)
         if as_dense:
-            dense_index, dense_slot = self.dense_index()
-            zeroed = torch.cuda.Event()
+            ready, source = torch.cuda.Event(), []
 
         def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor, first: bool) -> None:
             if as_dense:
                 # dnet's dropped slices zeroed once, beside dx (a pass bound by memory, dx by
-                # the tensor cores), before either weight gradient reads it
+                # the tensor cores), and s put in the form the kernel reads (float32: its
+                # transpose), before either weight gradient reads it
                 if first:
-                    zero_dropped_slices(dnet, slot, P, self.steps)
-                    zeroed.record()
+                    if dnet is not None:
+                        zero_dropped_slices(dnet, slot, P, self.steps)
+                    source.append(products.keep_all_source(whole))
+                    ready.record()
                 else:
-                    torch.cuda.current_stream().wait_event(zeroed)
-                products.region_wgrad(dnet, inputs, dense_index, dense_slot, DENSE_SLICE,
-                                      DENSE_REGION, 0, self.steps, d_w)
+                    torch.cuda.current_stream().wait_event(ready)
+                products.keep_all_wgrad(source[0], inputs, self.steps, d_w)
             elif dnet is not None and products.masked_wgrad_fits(
                     dtype, device, P, self.steps, self.width, inputs.shape[1]):
                 products.masked_wgrad(dnet, inputs, slot, P, self.steps, d_w)
@@ -208,14 +229,13 @@ def _side_streams(device: torch.device) -> tuple[torch.cuda.Stream, ...]:
 def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
-    rows = loop.dense_index(DENSE_ROWS)[0]  # the per-step product reads W_hh in 64-row runs
-    split = loop.split(loop.width)
+    recur = loop.recur_dense()
     for t in range(loop.steps - 1, -1, -1):
         if mask_step is None:
             loop.cell(t, dnet[t])
         else:
             mask_step(t, dnet[t])
-        loop.recur(dnet[t], rows[t:t + 1], DENSE_ROWS, split)
+        recur(dnet[t])
     return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
 
 

@@ -44,6 +44,17 @@ __device__ __forceinline__ void wgmma_64x64(float d[32], unsigned long long a,
         : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24)
         : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
+// d (64 x 128 per warpgroup, fp32) += A (64 x 8) . B (8 x 128), float32 operands read as tf32.
+// tf32 wgmma reads both operands K-major only (no transpose bits, unlike bf16's).
+__device__ __forceinline__ void wgmma_64x128_tf32(float d[64], unsigned long long a,
+                                                  unsigned long long b, int accumulate = 1) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+        : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40),
+          WGMMA_D8(48), WGMMA_D8(56)
+        : "l"(a), "l"(b), "r"(accumulate));
+}
 #undef WGMMA_D8
 // The one of the two for BN.
 template <int BN, int TRANSPOSE_A>
@@ -77,6 +88,18 @@ __device__ __forceinline__ void store_wgmma_tile(const float* d, OutT* out, int 
                 if (row + 8 * half < rows)
                     store_pair(out + (size_t)(row + 8 * half) * F + col + 8 * i,
                                d[4 * i + 2 * half], d[4 * i + 2 * half + 1], add);
+}
+
+// The copy-engine-fed kernels' tile of 128 rows x 128 * HALVES at (m0, n0): this thread's
+// warpgroup (of two, 64 rows each) stores its HALVES accumulators of 64 x 128 as above.
+template <int HALVES, typename OutT>
+__device__ __forceinline__ void store_two_warpgroup_tile(const float (*d)[64], OutT* out, int m0,
+                                                         int n0, int rows, int F, bool add) {
+    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+#pragma unroll
+    for (int half = 0; half < HALVES; ++half)
+        store_wgmma_tile<128>(d[half], out, m0 + group * 64 + warp * 16 + lane / 4,
+                              n0 + half * 128 + 2 * (lane % 4), rows, F, add);
 }
 
 // Element offset of chunk c (8 elements) of row r in a swizzled run of 128-byte rows.
@@ -489,7 +512,7 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
     constexpr int STAGE = BK * BM + BK * BN;
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
-    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int tid = threadIdx.x, group = tid / 128;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     int steps_per_split = (steps + gridDim.z - 1) / gridDim.z;
     int first_step = blockIdx.z * steps_per_split;
@@ -522,10 +545,7 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
     };
     if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, tiles, load, multiply)) return;
     if (tiles == 0) return;  // a step split with no steps: nothing to add
-#pragma unroll
-    for (int half = 0; half < HALVES; ++half)
-        store_wgmma_tile<128>(d[half], dW, m0 + group * 64 + warp * 16 + lane / 4,
-                              n0 + half * 128 + 2 * (lane % 4), Kc, F, gridDim.z > 1);
+    store_two_warpgroup_tile<HALVES>(d, dW, m0, n0, Kc, F, gridDim.z > 1);
 }
 #define KEEP_ALL_TMA_ENTRY(NAME, HALVES, STAGES)                                                \
     extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
@@ -553,7 +573,7 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
     bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
-    int tid = threadIdx.x, group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    int tid = threadIdx.x, group = tid / 128;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<BK, false>(idx, StepSelection{}, P, Kc, first_rows);
@@ -586,10 +606,7 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
                                                 BK * 128, 1024));
     };
     if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load, multiply)) return;
-#pragma unroll
-    for (int half = 0; half < HALVES; ++half)
-        store_wgmma_tile<128>(d[half], out, m0 + group * 64 + warp * 16 + lane / 4,
-                              n0 + half * 128 + 2 * (lane % 4), M, F, gridDim.z > 1);
+    store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, gridDim.z > 1);
 }
 #define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES, BLOCKS)                                   \
     extern "C" __global__ void __launch_bounds__(288, BLOCKS) NAME(                            \
@@ -606,3 +623,57 @@ GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4, 1)
 // The per-step product (a few rows, split-K): three stages, two blocks an SM, as the cp.async
 // kernel's.
 GATHER_TMA_ENTRY(gather_mm_tma_step_bfloat16_out_float32, float, 1, 3, 2)
+
+// out (M x F, float32) = A (M x K) . B (F x K)^T, both float32 and K-major (rows of K), on tf32
+// wgmma fed by the copy engine: the float32 weight gradients (A = s^T, B = x^T over all T*N
+// rows) and dense's dx (A = s, B = W_ih^T). BM = 128 (two warpgroups of 64 rows), BN = 128 *
+// HALVES, BK = 32 (one 128-byte swizzled row of each operand's rows); each tile is one box of A
+// and HALVES of B. Split-K over gridDim.z (k tiles shared out evenly), red adds into out then.
+// maps: 3-d (K, rows, 1), boxes (32, 128, 1). Dynamic shared memory: the ring, the stages.
+template <int HALVES, int STAGES>
+__device__ void kmajor_mm_tma_tf32(const TensorMap& a_map, const TensorMap& b_map, int M, int F,
+                                   int K, float* out) {
+    constexpr int BM = 128, BN = 128 * HALVES, BK = 32;
+    constexpr int STAGE = BK * BM + BK * BN;
+    extern __shared__ __align__(1024) unsigned char shared_bytes[];
+    float* stages = reinterpret_cast<float*>(shared_bytes + RING_BYTES);
+    int tid = threadIdx.x, group = tid / 128;
+    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    int k_tiles = (K + BK - 1) / BK, per_split = (k_tiles + gridDim.z - 1) / gridDim.z;
+    int first_tile = blockIdx.z * per_split;
+    int tiles = max(0, min(k_tiles - first_tile, per_split));
+    float d[HALVES][64];
+    auto load = [&](int tile, int stage, int loader, unsigned long long* full) {
+        if (loader != 0) return;
+        int k0 = (first_tile + tile) * BK;
+        float* As = stages + stage * STAGE;
+        float* Bs = As + BK * BM;
+        bulk_load(As, a_map, k0, m0, 0, full);
+#pragma unroll
+        for (int half = 0; half < HALVES; ++half)
+            bulk_load(Bs + half * BK * 128, b_map, k0, n0 + 128 * half, 0, full);
+    };
+    auto multiply = [&](int tile, int stage) {
+        const float* As = stages + stage * STAGE + group * 64 * BK;  // this warpgroup's 64 rows
+        const float* Bs = stages + stage * STAGE + BM * BK;
+#pragma unroll
+        for (int j = 0; j < BK / 8; ++j)  // k8 step j: 32 bytes into every row of both tiles
+#pragma unroll
+            for (int half = 0; half < HALVES; ++half)
+                wgmma_64x128_tf32(d[half], tile_descriptor(As + 8 * j, 16, 1024),
+                                  tile_descriptor(Bs + half * BK * 128 + 8 * j, 16, 1024),
+                                  tile > 0 || j > 0);
+    };
+    if (!tma_pipeline<STAGES, 256, STAGE * 4>(shared_bytes, tiles, load, multiply)) return;
+    if (tiles == 0) return;  // a split with no k tiles: nothing to add
+    store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, gridDim.z > 1);
+}
+#define KMAJOR_TMA_ENTRY(NAME, HALVES, STAGES)                                                  \
+    extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
+        const __grid_constant__ TensorMap a_map, const __grid_constant__ TensorMap b_map,      \
+        int M, int F, int K, float* out) {                                                     \
+        kmajor_mm_tma_tf32<HALVES, STAGES>(a_map, b_map, M, F, K, out);                        \
+    }
+// 128 x 128 tiles in six stages, or 128 x 256 in four (192 KB either way).
+KMAJOR_TMA_ENTRY(kmajor_mm_tma_float32, 1, 6)
+KMAJOR_TMA_ENTRY(kmajor_mm_tma_wide_float32, 2, 4)

@@ -73,6 +73,12 @@ TMA_GATHER_WIDE = True
 TMA_STEP = True
 TMA_STEP_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)
 RING_BYTES = 1024  # hopper.cu RING_BYTES: the ring's mbarriers, before the stages
+# float32 products on tf32 wgmma (hopper.cu kmajor_mm_tma): both operands K-major, 32-deep
+# tiles (128 bytes of float32), the same tile shapes and stages as TMA_TILES
+KMAJOR_TILES = Tiles(128, 128, 32, 8, 1, 6, padded=False, blocks_per_sm=1)
+KMAJOR_WIDE_TILES = Tiles(128, 256, 32, 8, 1, 4, padded=False, blocks_per_sm=1)
+KMAJOR_BOX = (32, 128, 1)
+KMAJOR_LEAST_TILES = 8  # k tiles per block of a split product, at least
 HOPPER_WGRAD_NARROW_ROWS = 64  # wgmma region_wgrad: narrow tiles past this many accumulator rows
 # Up to that many rows: "tall" (where it pays) or "wide" (one warpgroup, 128 columns); past
 # it: "narrow" (one warpgroup, 64 columns) or "pair" (where it pays).
@@ -338,7 +344,7 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
     expect(slot, "slot", torch.int32, (steps, regions * R))
     expect(out, "out", torch.float32, (regions * R * P, features))
     if S == 0 and keep_all_on_tma(values.dtype, values.device):
-        _keep_all_tma(values, x, steps, out)
+        keep_all_wgrad(keep_all_source(values), x, steps, out)
         return
     grid, block, shared = wgrad_geometry(values.dtype, regions, features, regions_per_block,
                                          P, R, steps, tiles,
@@ -351,10 +357,72 @@ def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
 
 
 def keep_all_on_tma(dtype: torch.dtype, device: torch.device) -> bool:
-    """Whether region_wgrad with every slice kept runs on the copy-engine-fed kernel (bf16 on
-    sm_90): then coarse's weight gradients run as dense's, over dnet with its dropped slices
-    zeroed, faster than masked_wgrad (benchmarks/NOTES.md v9)."""
-    return WGRAD_KEEP_ALL and USE_TMA and _wgmma(dtype, device)
+    """Whether region_wgrad with every slice kept runs on a copy-engine-fed kernel (sm_90:
+    bf16 on keep_all_wgrad_tma, float32 on kmajor_mm_tma): then coarse's weight gradients run
+    as dense's, over dnet with its dropped slices zeroed, faster than masked_wgrad
+    (benchmarks/NOTES.md v9, v10)."""
+    return WGRAD_KEEP_ALL and (_wgmma(dtype, device) or kmajor_on_tma(dtype, device))
+
+
+def kmajor_on_tma(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether float32 products run on tf32 wgmma (kmajor_mm): float32 on sm_90."""
+    return USE_TMA and USE_WGMMA and dtype == torch.float32 and _has_wgmma(device.index or 0)
+
+
+def keep_all_source(values: torch.Tensor) -> torch.Tensor:
+    """values (steps*N, Kc) as keep_all_wgrad reads it, made once for both weight gradients:
+    bf16 as it is; float32 transposed (tf32 wgmma reads only K-major operands, and the sum
+    runs over the rows)."""
+    return values.t().contiguous() if values.dtype == torch.float32 else values
+
+
+def keep_all_wgrad(source: torch.Tensor, x: torch.Tensor, steps: int,
+                   out: torch.Tensor) -> None:
+    """out (Kc, F) float32 = sum over steps of s_t^T x_t, every slice kept, on a copy-engine-
+    fed kernel (where keep_all_on_tma); source = keep_all_source(values), x (steps*N, F)."""
+    if source.dtype == torch.float32:
+        kmajor_mm(source, x.t().contiguous(), out)
+    else:
+        _keep_all_tma(source, x, steps, out)
+
+
+def _kmajor_tiles(rows: int, features: int) -> tuple[Tiles, tuple[int, int]]:
+    tiles = _wide_where_filled(rows, features, KMAJOR_WIDE_TILES, KMAJOR_TILES)
+    return tiles, (-(-features // tiles.columns), -(-rows // tiles.rows))
+
+
+def kmajor_split(rows: int, features: int, depth: int) -> int:
+    """kmajor_mm's split-K for an (M, F) = (rows, features) product over K = depth: blocks up
+    to one wave, each with at least KMAJOR_LEAST_TILES k tiles."""
+    tiles, blocks = _kmajor_tiles(rows, features)
+    return max(1, min(-(-depth // tiles.depth) // KMAJOR_LEAST_TILES,
+                      SMS // (blocks[0] * blocks[1])))
+
+
+def kmajor_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
+              split_k: int | None = None) -> None:
+    """out (M, F) float32 = a (M, K) . b (F, K)^T: float32 operands, both K-major, on tf32
+    wgmma fed by the copy engine (where kmajor_on_tma).
+
+    split_k > 1 splits the k tiles between blocks that add into out, which must then hold
+    zeros (or what the product should be added to); None: kmajor_split's, out zeroed here."""
+    (rows, depth), features = a.shape, b.shape[0]
+    expect_rule(depth % 4 == 0, f"kmajor_mm: K ({depth}) must be a multiple of 4 (16-byte rows "
+                "for the copy engine)")
+    expect(a, "a", torch.float32)
+    expect(b, "b", torch.float32, (features, depth))
+    expect(out, "out", torch.float32, (rows, features))
+    tiles, blocks = _kmajor_tiles(rows, features)
+    split = split_k
+    if split is None:
+        split = kmajor_split(rows, features, depth)
+        if split > 1:
+            out.zero_()
+    shared = RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * 4
+    a_map = _tensor_maps.tiled(a.view(1, rows, depth), KMAJOR_BOX)
+    b_map = _tensor_maps.tiled(b.view(1, features, depth), KMAJOR_BOX)
+    launch("hopper", f"kmajor_mm_tma{_wide(tiles)}_float32", (*blocks, split), (TMA_THREADS,),
+           (a_map, b_map, rows, features, depth, out), shared_mem=shared)
 
 
 def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.Tensor) -> None:
