@@ -14,8 +14,9 @@ if not torch.cuda.is_available():
 
 from sparsetrain.kernels import products  # noqa: E402
 from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
-from sparsetrain.kernels.select import (fine_select, step_summary,  # noqa: E402
-                                        zero_dropped_slices)
+from sparsetrain.kernels.select import (coarse_select, fine_select,  # noqa: E402
+                                        step_summary, zero_dropped_slices)
+from sparsetrain.kernels.transpose import transposed  # noqa: E402
 from sparsetrain.sparsify import summarize  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -248,6 +249,37 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("P,R,S", [(4, 8, 4), (8, 8, 3), (16, 4, 1), (4, 32, 20)])
+@pytest.mark.parametrize("n", [64, 200])  # 200: rows shared unevenly between the blocks
+def test_coarse_select_keeps_the_largest_slices_and_zeroes_the_others(dtype, P, R, S, n):
+    width, chunks, keep = 48 * P * R, 3, R - S
+    regions = width // (P * R)
+    dnet = randn(n, width, dtype=dtype)
+    original = dnet.clone()
+    partial = (torch.rand(chunks, width // P, device="cuda") * 1024).floor() / 1024  # exact sums
+    partial[:, 5] = partial[:, 6]  # a tie: the lower slice must win
+    index = torch.full((regions, keep), -7, dtype=torch.int32, device="cuda")
+    slot = torch.full((width // P,), -7, dtype=torch.int32, device="cuda")
+    energy = poisoned(regions, 2)
+    coarse_select(partial, dnet, P, R, S, index, slot, energy)
+    kept = _coarse_index(partial, P, R, keep)
+    assert index.tolist() == kept
+    totals = partial.double().sum(0).tolist()
+    for g, region in enumerate(kept):
+        for pos, slice_number in enumerate(region):
+            assert slot[slice_number].item() == g * keep + pos
+        for slice_number in range(g * R, (g + 1) * R):
+            columns = slice(slice_number * P, (slice_number + 1) * P)
+            if slice_number in region:
+                assert torch.equal(dnet[:, columns], original[:, columns])
+            else:
+                assert slot[slice_number].item() == -1
+                assert not dnet[:, columns].any()
+        assert energy[g, 0].item() == pytest.approx(sum(totals[k] for k in region), rel=1e-5)
+        assert energy[g, 1].item() == pytest.approx(sum(totals[g * R:(g + 1) * R]), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 # (8, 0): every slice kept; (8, 2): a small shared accumulator
 @pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (8, 2), (6, 2), (4, 3)])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks
@@ -281,6 +313,15 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
         rows = _gathered_rows(index[t], P)
         expected[rows] += values[t * n:(t + 1) * n].double().t() @ x[t * n:(t + 1) * n].double()
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,columns", [(4480, 1024), (33, 70), (1, 5)])  # ragged tiles
+def test_transposed_swaps_rows_and_columns(dtype, rows, columns):
+    matrix = randn(rows, columns, dtype=dtype)
+    out = transposed(matrix)
+    assert out.shape == (columns, rows) and out.is_contiguous()
+    assert torch.equal(out, matrix.t())  # every element, exactly
 
 
 @pytest.mark.parametrize("rows,features,depth", [(200, 300, 1000), (384, 256, 4480),

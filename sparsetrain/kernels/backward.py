@@ -28,7 +28,9 @@ import torch
 
 from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import backward_step, norm_shape
-from sparsetrain.kernels.select import fine_select, step_summary, zero_dropped_slices
+from sparsetrain.kernels.select import (coarse_select, fine_select, step_summary,
+                                        zero_dropped_slices)
+from sparsetrain.kernels.transpose import transposed
 from sparsetrain.sparsify import Sparsifier
 
 DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
@@ -130,7 +132,7 @@ class _Loop:
         slice kept (W_hh read in 64-row runs)."""
         dtype, device = self.s.x.dtype, self.s.x.device
         if products.kmajor_on_tma(dtype, device):
-            w_hh_t = self.s.w_hh.t().contiguous()
+            w_hh_t = transposed(self.s.w_hh)
             split = products.kmajor_split(self.batch, self.hidden, self.width)
             return lambda s_t: products.kmajor_mm(s_t, w_hh_t, self.dh, split)
         rows = self.dense_index(DENSE_ROWS)[0][:1]
@@ -169,19 +171,23 @@ class _Loop:
         dx_index, dx_slice = ((self.dense_index(DENSE_ROWS)[0], DENSE_ROWS) if S == 0
                               else (index, P))
 
+        # The weight gradients read s whole (dense: values; coarse: dnet with its dropped
+        # slices zeroed) where that runs on the copy engine; so does dx where it runs on tf32
+        # wgmma (float32), which reads no index.
+        whole = dnet if dnet is not None else values if S == 0 else None
+        as_dense = whole is not None and products.keep_all_on_tma(dtype, device)
+        whole_dx = as_dense and products.kmajor_on_tma(dtype, device)
+        if as_dense:
+            zeroed, ready, source = torch.cuda.Event(), torch.cuda.Event(), []
+
         def d_x_and_bias() -> None:
-            if S == 0 and products.kmajor_on_tma(dtype, device):  # W_ih^T: K-major for tf32
-                products.kmajor_mm(values, s.w_ih.t().contiguous(), d_x)
+            if whole_dx:
+                w_ih_t = transposed(s.w_ih)  # K-major, as tf32 wgmma reads it
+                torch.cuda.current_stream().wait_event(zeroed)
+                products.kmajor_mm(whole, w_ih_t, d_x)
             else:
                 products.gather_mm(values, s.w_ih, dx_index, dx_slice, self.batch, d_x)
             products.step_column_sums(values, slot, P, self.steps, columns)
-
-        # The weight gradients read s whole (dense: values; coarse: dnet with its dropped
-        # slices zeroed) where that runs on the copy engine.
-        whole = dnet if dnet is not None else values if S == 0 else None
-        as_dense = whole is not None and products.keep_all_on_tma(dtype, device)
-        if as_dense:
-            ready, source = torch.cuda.Event(), []
 
         def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor, first: bool) -> None:
             if as_dense:
@@ -191,6 +197,7 @@ class _Loop:
                 if first:
                     if dnet is not None:
                         zero_dropped_slices(dnet, slot, P, self.steps)
+                    zeroed.record()
                     source.append(products.keep_all_source(whole))
                     ready.record()
                 else:
@@ -204,7 +211,8 @@ class _Loop:
 
         main = torch.cuda.current_stream()
         sides = _side_streams(main.device)
-        for side, work in zip(sides, (d_x_and_bias, lambda: weight_gradient(x, d_w_ih, True),
+        # the first weight gradient first: it records the events the others wait on
+        for side, work in zip(sides, (lambda: weight_gradient(x, d_w_ih, True), d_x_and_bias,
                                       lambda: weight_gradient(h_prev, d_w_hh, False))):
             side.wait_stream(main)
             with torch.cuda.stream(side):
@@ -241,22 +249,34 @@ def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
 
 def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     P, R, S = (sparsifier.spec[k] for k in ("P", "R", "S"))
-    device, T, N = loop.s.x.device, loop.steps, loop.batch
+    dtype, device, T, N = loop.s.x.dtype, loop.s.x.device, loop.steps, loop.batch
     regions, keep = loop.width // (P * R), R - S
-    values = loop.s.x.new_empty(T, N, regions * keep * P)
     index = torch.empty(T, regions, keep, device=device, dtype=torch.int32)
     slot = torch.empty(T, loop.width // P, device=device, dtype=torch.int32)
     energy = torch.empty(T, regions, 2, device=device)
     dnet = loop.s.x.new_empty(T, N, loop.width)
     partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                           device=device)
-    split = loop.split(values.shape[2])
-    for t in range(T - 1, -1, -1):
-        loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-        loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
-                            energy[t])
-    grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                        dnet.reshape(T * N, -1))
+    if products.kmajor_on_tma(dtype, device) and N % products.KMAJOR_TILES.rows == 0:
+        # float32 on tf32 wgmma: the products run as dense's over dnet with each step's dropped
+        # slices zeroed, faster than the indexed mma.sync kernels where the batch fills whole
+        # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower)
+        recur = loop.recur_dense()
+        for t in range(T - 1, -1, -1):
+            loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+            coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t])
+            recur(dnet[t])
+        grads = loop.finish(dnet.reshape(T * N, -1), *loop.dense_index(), DENSE_SLICE,
+                            DENSE_REGION, 0)
+    else:
+        values = loop.s.x.new_empty(T, N, regions * keep * P)
+        split = loop.split(values.shape[2])
+        for t in range(T - 1, -1, -1):
+            loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+            loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
+                                energy[t])
+        grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
+                            dnet.reshape(T * N, -1))
     grads.step_summary = _step_summary(energy, R - S, R)
     return grads
 

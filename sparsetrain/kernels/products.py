@@ -11,6 +11,7 @@ import torch
 from sparsetrain.kernels import _tensor_maps
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
+from sparsetrain.kernels.transpose import transposed
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ def keep_all_source(values: torch.Tensor) -> torch.Tensor:
     """values (steps*N, Kc) as keep_all_wgrad reads it, made once for both weight gradients:
     bf16 as it is; float32 transposed (tf32 wgmma reads only K-major operands, and the sum
     runs over the rows)."""
-    return values.t().contiguous() if values.dtype == torch.float32 else values
+    return transposed(values) if values.dtype == torch.float32 else values
 
 
 def keep_all_wgrad(source: torch.Tensor, x: torch.Tensor, steps: int,
@@ -381,7 +382,7 @@ def keep_all_wgrad(source: torch.Tensor, x: torch.Tensor, steps: int,
     """out (Kc, F) float32 = sum over steps of s_t^T x_t, every slice kept, on a copy-engine-
     fed kernel (where keep_all_on_tma); source = keep_all_source(values), x (steps*N, F)."""
     if source.dtype == torch.float32:
-        kmajor_mm(source, x.t().contiguous(), out)
+        kmajor_mm(source, transposed(x), out)
     else:
         _keep_all_tma(source, x, steps, out)
 

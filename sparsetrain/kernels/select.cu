@@ -1,6 +1,7 @@
 // The fine selection from the squared block norms of one step's dnet, writing the compact form
 // and its index (layouts in sparsetrain.sparsify; ties keep the lower index, common.cuh's
-// rank_of). Coarse selects inside its per-step product (common.cuh's decide_coarse). The
+// rank_of). Coarse selects inside its per-step product (common.cuh's decide_coarse), or on its
+// own (coarse_select) where the product runs dense over dnet. The
 // decision is tiny; the copy of the kept values is what takes time, so every block decides for
 // its own slice and copies only its share, with 4-element vectors where Mx allows.
 
@@ -136,3 +137,46 @@ __device__ void zero_dropped_slices(T* dnet, const int* slot, int P, int N, int 
     }
 ZERO_DROPPED_ENTRY(zero_dropped_slices_float32, float)
 ZERO_DROPPED_ENTRY(zero_dropped_slices_bfloat16, bf16)
+
+// Coarse's selection on its own, for a per-step product that runs dense over dnet_t (float32 on
+// tf32 wgmma, which reads no index). A block takes `regions_per_block` regions (their R * P
+// columns of dnet_t) and a share of the rows (blockIdx.y): it decides its regions as
+// decide_coarse does, reading only their partial norms (the blocks of the other row shares
+// decide them alike), and zeroes their dropped slices in its rows; the first row share writes
+// their index, slot and energy. Dynamic shared memory: an int per kept slice of the block's
+// regions (decide_coarse's rows), then a flag per slice.
+template <typename T>
+__device__ void coarse_select(const float* partial, int chunks, int R, int keep, int P,
+                              int regions_per_block, T* dnet, int N, int width, int* index,
+                              int* slot, float* energy) {
+    extern __shared__ int selected_rows[];
+    int slices = width / P, regions = slices / R;
+    int first_region = blockIdx.x * regions_per_block;
+    int end_region = min(regions, first_region + regions_per_block);
+    int* kept = selected_rows + regions_per_block * keep;
+    for (int q = threadIdx.x; q < regions_per_block * R; q += blockDim.x) kept[q] = 0;
+    bool first = blockIdx.y == 0;
+    StepSelection selection{partial, chunks, slices, R, keep, first ? index : nullptr,
+                            first ? slot : nullptr, first ? energy : nullptr, nullptr};
+    decide_coarse(selection, P, first_region * keep, end_region * keep, selected_rows);
+    for (int j = threadIdx.x; j < (end_region - first_region) * keep; j += blockDim.x)
+        kept[selected_rows[j] / P - first_region * R] = 1;
+    __syncthreads();
+    int quads = (end_region - first_region) * R * P / 4, first_column = first_region * R * P;
+    int per_block = (N + gridDim.y - 1) / gridDim.y, first_row = blockIdx.y * per_block;
+    int end_row = min(N, first_row + per_block);
+    for (int e = threadIdx.x; e < (end_row - first_row) * quads; e += blockDim.x) {
+        int row = first_row + e / quads, column = 4 * (e % quads);
+        if (!kept[column / P])
+            store4(dnet + (size_t)row * width + first_column + column, zero4<T>());
+    }
+}
+#define COARSE_SELECT_ENTRY(NAME, T)                                                         \
+    extern "C" __global__ void NAME(const float* partial, int chunks, int R, int keep, int P, \
+                                    int regions_per_block, T* dnet, int N, int width,         \
+                                    int* index, int* slot, float* energy) {                   \
+        coarse_select<T>(partial, chunks, R, keep, P, regions_per_block, dnet, N, width,      \
+                         index, slot, energy);                                                \
+    }
+COARSE_SELECT_ENTRY(coarse_select_float32, float)
+COARSE_SELECT_ENTRY(coarse_select_bfloat16, bf16)

@@ -1,6 +1,6 @@
-"""Launchers for select.cu: the fine selection (coarse selects inside its per-step product:
-products.select_gather_mm), coarse's dropped slices zeroed in dnet, and a backward's
-statistics in one launch."""
+"""Launchers for select.cu: the fine selection, coarse's on its own (coarse mostly selects
+inside its per-step product: products.select_gather_mm), coarse's dropped slices zeroed in
+dnet, and a backward's statistics in one launch."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import torch
 
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
+from sparsetrain.kernels.products import coarse_problem
 
 MAX_GROUP = 1024     # slices of a region / blocks of a slice (select.cu's shared arrays)
 THREADS = 128        # select.cu's SELECT_THREADS
 SUMMARY_THREADS = 256  # step_summary: a warp per step, 8 at a time
 ZERO_THREADS, ZERO_ROW_BLOCKS = 256, 1024  # zero_dropped_slices: rows in a grid stride
+# coarse_select: a block decides THREADS / R regions (one slice a thread) and zeroes their
+# dropped slices in its share of the rows; row shares are added up to about one wave
+COARSE_SELECT_THREADS, COARSE_SELECT_BLOCKS = 128, 132
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
@@ -62,3 +66,29 @@ def zero_dropped_slices(dnet: torch.Tensor, slot: torch.Tensor, P: int, steps: i
     grid = (-(-width // (4 * ZERO_THREADS)), min(rows, ZERO_ROW_BLOCKS))
     launch("select", f"zero_dropped_slices_{DTYPE_NAMES[dnet.dtype]}", grid, (ZERO_THREADS,),
            (dnet, slot, P, rows // steps, width, rows))
+
+
+def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: int,
+                  index: torch.Tensor, slot: torch.Tensor, energy: torch.Tensor) -> None:
+    """One step of coarse's selection on its own, as select_gather_mm makes it: each region of
+    R slices (P columns each) keeps its R - S of largest squared norm, summed over partial's
+    (chunks, 4H/P) row chunks. Writes index (G, R-S), slot (4H/P,) and energy (G, 2) as
+    select_gather_mm does, and zeroes the dropped slices of dnet (N, 4H) in place."""
+    expect_kernel_dtype(dnet.dtype, "dnet")
+    expect_rule(dnet.dim() == 2, f"coarse_select: dnet must be (N, 4H), got {tuple(dnet.shape)}")
+    n, width = dnet.shape
+    problem = coarse_problem(P, R, S, width)
+    expect_rule(problem is None, f"coarse_select: {problem}")
+    regions, keep, slices = width // (P * R), R - S, width // P
+    chunks = partial.shape[0] if partial.dim() == 2 else -1
+    expect(dnet, "dnet", dnet.dtype)
+    expect(partial, "partial", torch.float32, (chunks, slices))
+    expect(index, "index", torch.int32, (regions, keep))
+    expect(slot, "slot", torch.int32, (slices,))
+    expect(energy, "energy", torch.float32, (regions, 2))
+    per_block = max(1, COARSE_SELECT_THREADS // R)
+    region_blocks = -(-regions // per_block)
+    row_blocks = max(1, min(n, COARSE_SELECT_BLOCKS // region_blocks))
+    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}", (region_blocks, row_blocks),
+           (COARSE_SELECT_THREADS,), (partial, chunks, R, keep, P, per_block, dnet, n, width,
+                                      index, slot, energy), shared_mem=4 * per_block * (keep + R))
