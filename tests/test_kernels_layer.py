@@ -296,3 +296,19 @@ def test_a_backward_copies_only_the_output_gradient_into_its_graph(monkeypatch):
     forward_copies, backward_copies = copied
     assert sorted(forward_copies) == ["bias", "c0", "h0", "x"]
     assert backward_copies == ["d_output"]
+
+
+@pytest.mark.parametrize("spec", [SPECS[1], SPECS[2]], ids=lambda s: f"S{s['S']}")
+def test_coarse_as_dense_products_match_the_torch_reference(spec, monkeypatch):
+    from sparsetrain.kernels import backward, graphs
+
+    # float32 on tf32 wgmma takes this path only where 128 rows divide the batch; these 64 too
+    monkeypatch.setattr(backward, "COARSE_AS_DENSE_ROWS", BATCH)
+    graphs._graphs.clear()  # no graph captured on the other path may be replayed
+    inputs = separated_inputs(torch.float32)
+    ours, _, our_stats = gradients(lstm_layer, inputs, spec, torch.float32)
+    ref, _, ref_stats = gradients(reference.lstm_layer, inputs, spec, torch.float64)
+    for name in ours:
+        assert relative_error(ours[name], ref[name]) < TOLERANCE[torch.float32], name
+    for key in ref_stats:
+        assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key

@@ -37,6 +37,7 @@ DENSE_SLICE = 4        # dense runs as coarse with P=4, R=8, S=0
 DENSE_REGION = 8
 DENSE_ROWS = 64        # the slices dense's products read W in (every slice kept)
 COARSE_ROWS_PER_CHUNK = 8   # rows per partial norm: more, smaller cell-step blocks
+COARSE_AS_DENSE_ROWS = 128  # float32 coarse runs dense's products where these divide N
 
 
 @dataclass
@@ -257,7 +258,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     dnet = loop.s.x.new_empty(T, N, loop.width)
     partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                           device=device)
-    if products.kmajor_on_tma(dtype, device) and N % products.KMAJOR_TILES.rows == 0:
+    if products.kmajor_on_tma(dtype, device) and N % COARSE_AS_DENSE_ROWS == 0:
         # float32 on tf32 wgmma: the products run as dense's over dnet with each step's dropped
         # slices zeroed, faster than the indexed mma.sync kernels where the batch fills whole
         # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower)
