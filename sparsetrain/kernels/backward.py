@@ -5,13 +5,17 @@ s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T
 three side streams (parallel branches of the captured graph).
 
     dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
+            (float32 on an H100: on tf32 wgmma, which reads W^T, s^T, x^T made once each)
     coarse  norms fused into the cell step; each step's product selects the kept slices
             itself, reads them from dnet and writes the step's compact form and index; it and
             dx read only the kept slices (index into W rows, nothing copied); the weight
             gradients read dnet with the dropped slices as zeros (faster on H100 than
             skipping them, as they never wait per step): zeroed once in dnet, then dense's
             kernel, where that runs on the copy engine; else masked_wgrad where it fits; else
-            each step's compact product added into its kept dW rows
+            each step's compact product added into its kept dW rows. In float32 on tf32
+            wgmma (where 128 rows divide N) every product runs as dense's instead, over dnet
+            with each step's dropped slices zeroed by a selection of its own: faster there
+            than the indexed mma.sync kernels
     fine    norms fused into the cell step; selection writes the compact form and zeroes
             the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
@@ -156,8 +160,9 @@ class _Loop:
                R: int, S: int, dnet: torch.Tensor | None = None) -> LayerGrads:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
         dnet (T*N x 4H) the weight gradients read it: as dense's, once its dropped slices are
-        zeroed, where they run on the copy-engine-fed kernel, else masked where they can. The
-        three products run on side streams (parallel branches of a captured graph), so each
+        zeroed, where they run on the copy-engine-fed kernel, else masked where they can;
+        float32 on tf32 wgmma: dx too (it reads no index). The three products run on side
+        streams (parallel branches of a captured graph), so each
         one's last partial wave of blocks overlaps the others'."""
         s, dtype, device = self.s, self.s.x.dtype, self.s.x.device
         x, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
