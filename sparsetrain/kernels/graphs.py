@@ -105,7 +105,8 @@ class Handoff:
 
 def _describe(record: Any, names: tuple[str, ...] | None = None) -> tuple:
     """What a graph of record's fields (those in `names`) depends on: shapes, dtypes, devices."""
-    names = names or tuple(f.name for f in dataclasses.fields(record))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(record))
     return tuple((name, None if (t := getattr(record, name)) is None
                   else (tuple(t.shape), t.dtype, t.device)) for name in names)
 

@@ -1,7 +1,8 @@
 // Matrix products on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a; bf16 operands,
 // fp32 accumulate), for the same indexed products as products.cu's gather_mm and region_wgrad.
 // products.py launches these where the GPU is sm_90 and the values are bf16 (and gather_mm's
-// 128-row tiles fit in an index group); elsewhere the mma.sync kernels.
+// 128-row tiles fit in an index group); elsewhere the mma.sync kernels. float32 products with
+// every slice kept run here too, on tf32 (kmajor_mm_tma, at the end).
 //
 // Shared tiles use wgmma's 128-byte swizzle: a tile row of 64 bf16 (128 bytes) keeps its eight
 // 16-byte chunks, chunk c of row r at position c ^ (r % 8), so the eight rows of an atom

@@ -1,5 +1,6 @@
 """Launchers for the indexed tensor-core products: products.cu (mma.sync, every GPU and dtype)
-and hopper.cu (wgmma: bf16 on sm_90)."""
+and hopper.cu (wgmma on sm_90: bf16's indexed products; float32's un-indexed ones, on tf32
+with both operands K-major: kmajor_mm)."""
 
 from __future__ import annotations
 
@@ -407,6 +408,7 @@ def kmajor_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
 
     split_k > 1 splits the k tiles between blocks that add into out, which must then hold
     zeros (or what the product should be added to); None: kmajor_split's, out zeroed here."""
+    expect_rule(a.dim() == 2 and b.dim() == 2, "kmajor_mm: a and b must be matrices")
     (rows, depth), features = a.shape, b.shape[0]
     expect_rule(depth % 4 == 0, f"kmajor_mm: K ({depth}) must be a multiple of 4 (16-byte rows "
                 "for the copy engine)")
