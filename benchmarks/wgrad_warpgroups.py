@@ -3,7 +3,8 @@ shapes (H100). Where every slice is kept (dense: P 4, R 8, S 0): "keep_all" (sum
 registers; 128 x 128 tiles on two warpgroups or 128 x 256 on four, their tiles loaded by
 cp.async; "tma": the same tilings fed by the copy engine) against the
 shared-accumulator kernel of two warpgroups that share each B tile ("tall"), and in float32
-against mma.sync's shared accumulator ("mma"). For coarse 50% (S 4): "masked"
+against mma.sync's shared accumulator ("mma"); "keep_all tf32" is float32's tf32 wgmma
+(products.kmajor_mm, since v10; the stored JSON predates it). For coarse 50% (S 4): "masked"
 (products.masked_wgrad: dnet's dropped slices read as zeros, sums in registers; the same two
 tilings) against region_wgrad's adds into the kept rows of a shared accumulator, one
 warpgroup of 64 columns ("narrow") or two that share each A tile ("pair"); in float32 mma.sync
@@ -32,7 +33,8 @@ CHOICES = [
     (0, torch.bfloat16, "keep_all tma 128x256", WIDE),
     (0, torch.bfloat16, "tall", {"WGRAD_KEEP_ALL": False,
                                  "HOPPER_WGRAD_SMALL_ACCUMULATOR": "tall"}),
-    (0, torch.float32, "keep_all", {}),
+    (0, torch.float32, "keep_all tf32", {}),  # since v10: kmajor_mm, its transposes included
+    (0, torch.float32, "keep_all", CP_ASYNC),
     (0, torch.float32, "mma", {"WGRAD_KEEP_ALL": False}),
     (4, torch.bfloat16, "masked 128x128", NARROW),
     (4, torch.bfloat16, "masked 128x256", WIDE),
