@@ -328,16 +328,18 @@ def test_transposed_swaps_rows_and_columns(dtype, rows, columns):
                                                  (64, 40, 36)])
 @pytest.mark.parametrize("tiles", ["128x128", "128x256"])
 @pytest.mark.parametrize("least_tiles", [1, 10**9])  # 1: k split between blocks; else whole
+@pytest.mark.parametrize("add", [False, True])
 def test_kmajor_mm_multiplies_by_the_transpose_of_b(rows, features, depth, tiles, least_tiles,
-                                                    monkeypatch):
+                                                    add, monkeypatch):
     if not products.kmajor_on_tma(torch.float32, torch.device("cuda")):
         pytest.skip("tf32 wgmma needs sm_90")
     monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if tiles.endswith("256") else 10**9)
     monkeypatch.setattr(products, "KMAJOR_LEAST_TILES", least_tiles)
     a, b = randn(rows, depth), randn(features, depth)
-    out = poisoned(rows, features)
-    products.kmajor_mm(a, b, out)
-    expected = torch.zeros(rows, features, dtype=torch.float64, device="cuda")
+    out = randn(rows, features) if add else poisoned(rows, features)
+    expected = out.double() if add else torch.zeros(rows, features, dtype=torch.float64,
+                                                    device="cuda")
+    products.kmajor_mm(a, b, out, add=add)
     for k in range(0, depth, 64):  # a sum over k in pieces, not the kernel's order
         expected += a[:, k:k + 64].double() @ b[:, k:k + 64].double().t()
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[torch.float32]

@@ -1,8 +1,10 @@
 """The forward pass of one layer on the kernels.
 
-One GEMM projects the inputs of all T steps; per step one GEMM (cuBLAS) adds h_{t-1} W_hh^T
-and the fused forward kernel makes the gates, c_t and h_t. Cell states stay float32. What the
-backward needs (output, cells, gates) comes back as a ForwardState.
+One GEMM projects the inputs of all T steps; per step one GEMM adds h_{t-1} W_hh^T and the
+fused forward kernel makes the gates, c_t and h_t. Cell states stay float32. What the backward
+needs (output, cells, gates) comes back as a ForwardState. The GEMMs are cuBLAS's, but for
+float32 on an H100, where they run on tf32 wgmma as the backward's do (products.kmajor_mm: x,
+h and both weights are K-major as they stand), as cuDNN's LSTM runs float32 by default.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsetrain.kernels import products
 from sparsetrain.kernels.pointwise import forward_step
 
 
@@ -36,7 +39,13 @@ def run(inputs: ForwardInputs) -> ForwardState:
     steps, batch, _ = x.shape
     hidden = w_hh.shape[1]
     flat = x.reshape(steps * batch, -1)
-    if inputs.bias is not None:
+    tf32 = products.kmajor_on_tma(x.dtype, x.device)
+    if tf32:
+        projected = x.new_empty(steps * batch, 4 * hidden)
+        products.kmajor_mm(flat, inputs.w_ih, projected)
+        if inputs.bias is not None:
+            projected += inputs.bias
+    elif inputs.bias is not None:
         projected = torch.addmm(inputs.bias, flat, inputs.w_ih.t())
     else:
         projected = flat @ inputs.w_ih.t()
@@ -48,8 +57,13 @@ def run(inputs: ForwardInputs) -> ForwardState:
     net = x.new_empty(batch, 4 * hidden)
     h = inputs.h0
     w_hh_t = w_hh.t()
+    split = products.kmajor_split(batch, 4 * hidden, hidden) if tf32 else 1
     for t in range(steps):
-        torch.addmm(projected[t], h, w_hh_t, out=net)
+        if tf32:  # in place: only this step reads projected[t]
+            net = projected[t]
+            products.kmajor_mm(h, w_hh, net, split, add=True)
+        else:
+            torch.addmm(projected[t], h, w_hh_t, out=net)
         forward_step(net, cells[t], gates[t], cells[t + 1], output[t])
         h = output[t]
     return ForwardState(output, cells, gates)

@@ -627,13 +627,15 @@ GATHER_TMA_ENTRY(gather_mm_tma_step_bfloat16_out_float32, float, 1, 3, 2)
 
 // out (M x F, float32) = A (M x K) . B (F x K)^T, both float32 and K-major (rows of K), on tf32
 // wgmma fed by the copy engine: the float32 weight gradients (A = s^T, B = x^T over all T*N
-// rows) and dense's dx (A = s, B = W_ih^T). BM = 128 (two warpgroups of 64 rows), BN = 128 *
+// rows), dense's dx (A = s, B = W_ih^T) and per-step product, and the forward's products
+// (A = x or h, B = W_ih or W_hh as they are). BM = 128 (two warpgroups of 64 rows), BN = 128 *
 // HALVES, BK = 32 (one 128-byte swizzled row of each operand's rows); each tile is one box of A
-// and HALVES of B. Split-K over gridDim.z (k tiles shared out evenly), red adds into out then.
+// and HALVES of B. Split-K over gridDim.z (k tiles shared out evenly), red adds into out then,
+// as with `add` (out holds the addend: the forward's x W_ih^T + b before h W_hh^T).
 // maps: 3-d (K, rows, 1), boxes (32, 128, 1). Dynamic shared memory: the ring, the stages.
 template <int HALVES, int STAGES>
 __device__ void kmajor_mm_tma_tf32(const TensorMap& a_map, const TensorMap& b_map, int M, int F,
-                                   int K, float* out) {
+                                   int K, float* out, bool add) {
     constexpr int BM = 128, BN = 128 * HALVES, BK = 32;
     constexpr int STAGE = BK * BM + BK * BN;
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
@@ -667,13 +669,13 @@ __device__ void kmajor_mm_tma_tf32(const TensorMap& a_map, const TensorMap& b_ma
     };
     if (!tma_pipeline<STAGES, 256, STAGE * 4>(shared_bytes, tiles, load, multiply)) return;
     if (tiles == 0) return;  // a split with no k tiles: nothing to add
-    store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, gridDim.z > 1);
+    store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, add || gridDim.z > 1);
 }
 #define KMAJOR_TMA_ENTRY(NAME, HALVES, STAGES)                                                  \
     extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
         const __grid_constant__ TensorMap a_map, const __grid_constant__ TensorMap b_map,      \
-        int M, int F, int K, float* out) {                                                     \
-        kmajor_mm_tma_tf32<HALVES, STAGES>(a_map, b_map, M, F, K, out);                        \
+        int M, int F, int K, float* out, int add) {                                            \
+        kmajor_mm_tma_tf32<HALVES, STAGES>(a_map, b_map, M, F, K, out, add != 0);              \
     }
 // 128 x 128 tiles in six stages, or 128 x 256 in four (192 KB either way).
 KMAJOR_TMA_ENTRY(kmajor_mm_tma_float32, 1, 6)

@@ -402,12 +402,13 @@ def kmajor_split(rows: int, features: int, depth: int) -> int:
 
 
 def kmajor_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
-              split_k: int | None = None) -> None:
-    """out (M, F) float32 = a (M, K) . b (F, K)^T: float32 operands, both K-major, on tf32
-    wgmma fed by the copy engine (where kmajor_on_tma).
+              split_k: int | None = None, add: bool = False) -> None:
+    """out (M, F) float32 = a (M, K) . b (F, K)^T (add: out += a . b^T): float32 operands,
+    both K-major, on tf32 wgmma fed by the copy engine (where kmajor_on_tma).
 
     split_k > 1 splits the k tiles between blocks that add into out, which must then hold
-    zeros (or what the product should be added to); None: kmajor_split's, out zeroed here."""
+    zeros (or what the product should be added to); None: kmajor_split's, out zeroed here
+    unless add."""
     expect_rule(a.dim() == 2 and b.dim() == 2, "kmajor_mm: a and b must be matrices")
     (rows, depth), features = a.shape, b.shape[0]
     expect_rule(depth % 4 == 0, f"kmajor_mm: K ({depth}) must be a multiple of 4 (16-byte rows "
@@ -419,13 +420,13 @@ def kmajor_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
     split = split_k
     if split is None:
         split = kmajor_split(rows, features, depth)
-        if split > 1:
+        if split > 1 and not add:
             out.zero_()
     shared = RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * 4
     a_map = _tensor_maps.tiled(a.view(1, rows, depth), KMAJOR_BOX)
     b_map = _tensor_maps.tiled(b.view(1, features, depth), KMAJOR_BOX)
     launch("hopper", f"kmajor_mm_tma{_wide(tiles)}_float32", (*blocks, split), (TMA_THREADS,),
-           (a_map, b_map, rows, features, depth, out), shared_mem=shared)
+           (a_map, b_map, rows, features, depth, out, int(add)), shared_mem=shared)
 
 
 def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.Tensor) -> None:
