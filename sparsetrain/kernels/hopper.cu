@@ -26,14 +26,17 @@ __device__ __forceinline__ unsigned long long tile_descriptor(const void* tile, 
 // accumulate 0: d = A . B (what d held is ignored, so a new sum needs no zeroing).
 #define WGMMA_D8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
                     "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+// A 64 x 128 warpgroup accumulator: its 64 operands, and their names in the instruction.
+#define WGMMA_D64 WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), \
+                  WGMMA_D8(40), WGMMA_D8(48), WGMMA_D8(56)
+#define WGMMA_ACCUMULATORS_64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 template <int TRANSPOSE_A>
 __device__ __forceinline__ void wgmma_64x128(float d[64], unsigned long long a,
                                              unsigned long long b, int accumulate = 1) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %67, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %66, 1;\n}\n"
-        : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40),
-          WGMMA_D8(48), WGMMA_D8(56)
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WGMMA_ACCUMULATORS_64 ", %64, %65, p, 1, 1, %66, 1;\n}\n"
+        : WGMMA_D64
         : "l"(a), "l"(b), "n"(TRANSPOSE_A), "r"(accumulate));
 }
 template <int TRANSPOSE_A>
@@ -51,11 +54,12 @@ __device__ __forceinline__ void wgmma_64x128_tf32(float d[64], unsigned long lon
                                                   unsigned long long b, int accumulate = 1) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
-        : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40),
-          WGMMA_D8(48), WGMMA_D8(56)
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " WGMMA_ACCUMULATORS_64 ", %64, %65, p, 1, 1;\n}\n"
+        : WGMMA_D64
         : "l"(a), "l"(b), "r"(accumulate));
 }
+#undef WGMMA_ACCUMULATORS_64
+#undef WGMMA_D64
 #undef WGMMA_D8
 // The one of the two for BN.
 template <int BN, int TRANSPOSE_A>
