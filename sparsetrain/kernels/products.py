@@ -262,9 +262,8 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
 
     Each region of R slices (P columns of dnet each; R in SELECT_REGIONS) keeps its R - S
     slices of largest squared norm, summed over partial's row chunks (ties: the lower slice);
-    s is dnet's kept slices in
-    compact order, and compact column k reads b row index[k // P] * P + k % P as gather_mm
-    does. dnet (N, 4H); partial (chunks, 4H/P); out (N, F) float32 (with split_k > 1 it must
+    s is dnet's kept slices in compact order, and compact column k reads b row
+    index[k // P] * P + k % P as gather_mm does. dnet (N, 4H); partial (chunks, 4H/P); out (N, F) float32 (with split_k > 1 it must
     hold zeros). Also writes the selection: index (G, R-S) the kept global slices, ascending
     per region; slot (4H/P,) each slice's compact slice or -1; values (N, G*(R-S)*P) the
     compact form s; energy (G, 2) kept and total squared norm per region.
@@ -317,9 +316,9 @@ WGRAD_LEAST_STEPS = 4      # steps per block, at least
 def region_wgrad(values: torch.Tensor, x: torch.Tensor, index: torch.Tensor,
                  slot: torch.Tensor, P: int, R: int, S: int, steps: int,
                  out: torch.Tensor) -> None:
-    """out (G*R*P, F) float32 = sum over steps of s_t^T x_t; values (steps*N, G*(R-S)*P), x (steps*N, F), index (steps, G*(R-S)) global slice numbers,
-    ascending per region, and slot (steps, G*R) each slice's compact slice or -1, the same
-    selection.
+    """out (G*R*P, F) float32 = sum over steps of s_t^T x_t; values (steps*N, G*(R-S)*P),
+    x (steps*N, F), index (steps, G*(R-S)) global slice numbers, ascending per region, and slot
+    (steps, G*R) each slice's compact slice or -1, the same selection.
 
     Where the (column, region) blocks are too few to fill the GPU, the steps are split
     between blocks that add into out (zeroed here first)."""
@@ -388,6 +387,12 @@ def keep_all_wgrad(source: torch.Tensor, x: torch.Tensor, steps: int,
         _keep_all_tma(source, x, steps, out)
 
 
+def _tma_shared_bytes(tiles: Tiles, element_size: int) -> int:
+    """Dynamic shared memory of a copy-engine-fed kernel without an index: the ring's
+    barriers, then the stages of an A tile (rows x depth) and a B tile (columns x depth)."""
+    return RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * element_size
+
+
 def _kmajor_tiles(rows: int, features: int) -> tuple[Tiles, tuple[int, int]]:
     tiles = _wide_where_filled(rows, features, KMAJOR_WIDE_TILES, KMAJOR_TILES)
     return tiles, (-(-features // tiles.columns), -(-rows // tiles.rows))
@@ -422,7 +427,7 @@ def kmajor_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
         split = kmajor_split(rows, features, depth)
         if split > 1 and not add:
             out.zero_()
-    shared = RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * 4
+    shared = _tma_shared_bytes(tiles, a.element_size())
     a_map = _tensor_maps.tiled(a.view(1, rows, depth), KMAJOR_BOX)
     b_map = _tensor_maps.tiled(b.view(1, features, depth), KMAJOR_BOX)
     launch("hopper", f"kmajor_mm_tma{_wide(tiles)}_float32", (*blocks, split), (TMA_THREADS,),
@@ -436,7 +441,7 @@ def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.
     tiles = _wide_where_filled(kc, features, TMA_WIDE_TILES, TMA_TILES)
     grid, _, _ = wgrad_geometry(values.dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
                                 "keep_all")
-    shared = RING_BYTES + tiles.stages * tiles.depth * (tiles.rows + tiles.columns) * 2
+    shared = _tma_shared_bytes(tiles, values.element_size())
     if grid[2] > 1:
         out.zero_()
     values_map = _tensor_maps.tiled(values.view(steps, batch, kc), TMA_BOX)
