@@ -55,10 +55,14 @@ def main():
         shape = parse_shape(shape_name)
         for dtype in (torch.bfloat16, torch.float32):
             state = layer_state(shape, dtype)
-            for method in ("dense", "coarse", "fine"):
-                sparsifier = build(method_spec(method, 0.5, shape))
+            for method in ("dense", "coarse", "coarse unfused", "fine"):
+                # coarse unfused: its selection in the per-step product (or on its own), as
+                # before the cell step made it (backward.FUSED_COARSE_STEP)
+                plans.FUSED_COARSE_STEP = method != "coarse unfused"
+                sparsifier = build(method_spec(method.split()[0], 0.5, shape))
                 kernels = kernel_table(sparsifier, state)
                 replay = graph_ms(sparsifier, state)
+                plans.FUSED_COARSE_STEP = True
                 summed = sum(k["us"] for k in kernels.values()) / 1000
                 key = f"{shape.name} {str(dtype)[6:]} {method}"
                 result[key] = {"graph_ms": replay, "kernel_sum_ms": summed, "kernels": kernels}

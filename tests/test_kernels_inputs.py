@@ -6,7 +6,8 @@ import torch
 from sparsetrain import ConfigError
 from sparsetrain.kernels import products
 from sparsetrain.kernels.lstm_layer import unsupported_reason
-from sparsetrain.kernels.pointwise import backward_step, forward_step
+from sparsetrain.kernels.pointwise import (backward_step, backward_step_coarse, forward_step,
+                                           fused_coarse_fits)
 from sparsetrain.sparsify import build
 
 
@@ -52,6 +53,23 @@ def test_backward_step_refuses_norms_of_the_wrong_layout():
                       norms=f32(2, 4 * hidden // 4 + 1), group=4, rows_per_chunk=32,
                       layout="coarse")
 
+
+
+def test_fused_coarse_step_refuses_a_hidden_size_its_blocks_cannot_split():
+    n, hidden, P, R = 64, 96, 4, 16  # a block owns 64 units: whole regions of 16 slices
+    f32 = lambda *s: torch.zeros(*s)  # noqa: E731
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        backward_step_coarse(f32(n, hidden), f32(n, hidden), f32(n, hidden), f32(n, 4 * hidden),
+                             f32(n, hidden), f32(n, hidden), f32(n, 4 * hidden), P, R, 8,
+                             torch.zeros(6, 8, dtype=torch.int32),
+                             torch.zeros(96, dtype=torch.int32), f32(6, 2))
+
+
+def test_fused_coarse_step_fits_only_rows_its_shared_memory_holds():
+    assert fused_coarse_fits(2048, 2048, 4, 8, torch.float32)  # a block holds 256 rows
+    assert not fused_coarse_fits(4096, 2048, 4, 8, torch.float32)
+    assert not fused_coarse_fits(64, 512, 4, 64, torch.bfloat16)  # 256-unit regions
+    assert fused_coarse_fits(64, 512, 4, 16, torch.bfloat16)  # 64-unit regions
 
 def _select_outputs(regions, keep, slices, n, kc):
     return (torch.zeros(regions, keep, dtype=torch.int32), torch.zeros(slices, dtype=torch.int32),

@@ -299,11 +299,13 @@ def test_a_backward_copies_only_the_output_gradient_into_its_graph(monkeypatch):
 
 
 @pytest.mark.parametrize("spec", [SPECS[1], SPECS[2]], ids=lambda s: f"S{s['S']}")
-def test_coarse_as_dense_products_match_the_torch_reference(spec, monkeypatch):
+@pytest.mark.parametrize("fused", [True, False], ids=["cell step selects", "coarse_select"])
+def test_coarse_as_dense_products_match_the_torch_reference(spec, fused, monkeypatch):
     from sparsetrain.kernels import backward, graphs
 
     # float32 on tf32 wgmma takes this path only where 128 rows divide the batch; these 64 too
     monkeypatch.setattr(backward, "COARSE_AS_DENSE_ROWS", BATCH)
+    monkeypatch.setattr(backward, "FUSED_COARSE_STEP", fused)
     graphs._graphs.clear()  # no graph captured on the other path may be replayed
     inputs = separated_inputs(torch.float32)
     ours, _, our_stats = gradients(lstm_layer, inputs, spec, torch.float32)

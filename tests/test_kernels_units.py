@@ -13,7 +13,8 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 
 from sparsetrain.kernels import products  # noqa: E402
-from sparsetrain.kernels.pointwise import backward_step, forward_step  # noqa: E402
+from sparsetrain.kernels.pointwise import (backward_step, backward_step_coarse,  # noqa: E402
+                                           forward_step)
 from sparsetrain.kernels.select import (coarse_select, fine_select,  # noqa: E402
                                         step_summary, zero_dropped_slices)
 from sparsetrain.kernels.transpose import transposed  # noqa: E402
@@ -127,6 +128,83 @@ def _coarse_index(partial, P, R, keep):
     totals = partial.double().sum(0).tolist()
     return [[g * R + q for q in _ranked_keep(totals[g * R:(g + 1) * R], keep)]
             for g in range(len(totals) // R)]
+
+
+def _separated_step_inputs(n, hidden, dtype, P, R, keep):
+    """Cell-step inputs whose slices in each region have norms a factor of 16 or more apart
+    (a power of 4 per slice scales the unit's dh_rec, grad_out and dc, so all four gates of
+    it), but for the first two slices of the first units: the same inputs and level, ranked
+    keep - 1 and keep, so the tie decides which one region keeps."""
+    dh_rec, grad_out, dc, gates, c, c_prev = _backward_inputs(n, hidden, dtype)
+    for tensor in (dh_rec, grad_out, dc, c, c_prev):
+        tensor[:, P:2 * P] = tensor[:, :P]
+    for q in range(4):
+        gates[:, q * hidden + P:q * hidden + 2 * P] = gates[:, q * hidden:q * hidden + P]
+    levels = []
+    for region in range(hidden // (P * R)):
+        order = torch.randperm(R).tolist()
+        if region == 0:  # slices 0 and 1 at ranks keep - 1 and keep, the others around them
+            others = [r for r in order if r > 1]
+            order = others[:keep - 1] + [0, 1] + others[keep - 1:]
+        level = [0] * R
+        for rank, r in enumerate(order):
+            level[r] = R - rank
+        if region == 0:
+            level[1] = level[0]
+        levels += level
+    scale = (4.0 ** torch.tensor(levels, device="cuda")).repeat_interleave(P)
+    scale = scale / scale.max()
+    dh_rec, dc = dh_rec * scale, dc * scale
+    grad_out = (grad_out.float() * scale).to(dtype)
+    return dh_rec, grad_out, dc, gates, c, c_prev
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+# units a cluster owns: 32 (regions of 8 to 32 columns), 64 and 128
+@pytest.mark.parametrize("P,R,S,hidden", [(4, 8, 4, 96), (4, 2, 1, 64), (8, 4, 1, 64),
+                                          (16, 2, 1, 32), (4, 16, 6, 128), (32, 4, 2, 128)])
+@pytest.mark.parametrize("n", [64, 200])  # 200: rows shared unevenly in the cluster
+def test_fused_coarse_step_keeps_the_largest_slices_over_all_rows(dtype, P, R, S, hidden, n):
+    keep, width = R - S, 4 * hidden
+    regions = width // (P * R)
+    inputs = _separated_step_inputs(n, hidden, dtype, P, R, keep)
+    dnet_ref, dc_ref = _backward_reference(*inputs)
+    stored = dnet_ref.to(dtype).double()
+    dh_rec, dc = inputs[0], inputs[2]
+    dnet = poisoned(n, width, dtype=dtype)
+    index = torch.full((regions, keep), -7, dtype=torch.int32, device="cuda")
+    slot = torch.full((width // P,), -7, dtype=torch.int32, device="cuda")
+    energy = poisoned(regions, 2)
+    backward_step_coarse(*inputs, dnet, P, R, S, index, slot, energy)
+
+    norms = [stored[:, k * P:(k + 1) * P].square().sum().item() for k in range(width // P)]
+    for g in range(regions):
+        region = [g * R + q for q in _ranked_keep(norms[g * R:(g + 1) * R], keep)]
+        assert index[g].tolist() == region
+        for slice_number in range(g * R, (g + 1) * R):
+            columns = slice(slice_number * P, (slice_number + 1) * P)
+            if slice_number in region:
+                assert slot[slice_number].item() == g * keep + region.index(slice_number)
+                assert relative_error(dnet[:, columns], stored[:, columns]) < 1e-2
+            else:
+                assert slot[slice_number].item() == -1
+                assert not dnet[:, columns].any()
+        assert energy[g, 0].item() == pytest.approx(sum(norms[k] for k in region), rel=1e-3)
+        assert energy[g, 1].item() == pytest.approx(sum(norms[g * R:(g + 1) * R]), rel=1e-3)
+    assert relative_error(dc, dc_ref) < 1e-5
+    assert torch.equal(dh_rec, torch.zeros_like(dh_rec))
+
+
+def test_fused_coarse_step_keeps_the_lower_of_two_tied_slices():
+    P, R, S, n, hidden = 4, 8, 4, 64, 32
+    dnet = poisoned(n, 4 * hidden)
+    index = torch.empty(4, R - S, dtype=torch.int32, device="cuda")
+    slot = torch.empty(4 * hidden // P, dtype=torch.int32, device="cuda")
+    inputs = _separated_step_inputs(n, hidden, torch.float32, P, R, R - S)
+    backward_step_coarse(*inputs, dnet, P, R, S, index, slot, poisoned(4, 2))
+    assert not torch.isnan(dnet).any()
+    for g in range(4):  # each gate's region of the first units holds the tied pair
+        assert slot[g * R].item() >= 0 and slot[g * R + 1].item() == -1
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

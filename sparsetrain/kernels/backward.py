@@ -14,8 +14,9 @@ three side streams (parallel branches of the captured graph).
             kernel, where that runs on the copy engine; else masked_wgrad where it fits; else
             each step's compact product added into its kept dW rows. In float32 on tf32
             wgmma (where 128 rows divide N) every product runs as dense's instead, over dnet
-            with each step's dropped slices zeroed by a selection of its own: faster there
-            than the indexed mma.sync kernels
+            with each step's dropped slices zeroed by the cell step, which selects over all
+            rows in a cluster of blocks (else by a selection of its own): faster there than
+            the indexed mma.sync kernels
     fine    norms fused into the cell step; selection writes the compact form and zeroes
             the dropped blocks in dnet; the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
@@ -31,7 +32,8 @@ from typing import Callable
 import torch
 
 from sparsetrain.kernels import products
-from sparsetrain.kernels.pointwise import backward_step, norm_shape
+from sparsetrain.kernels.pointwise import (backward_step, backward_step_coarse,
+                                           fused_coarse_fits, norm_shape)
 from sparsetrain.kernels.select import (coarse_select, fine_select, step_summary,
                                         zero_dropped_slices)
 from sparsetrain.kernels.transpose import transposed
@@ -42,6 +44,9 @@ DENSE_REGION = 8
 DENSE_ROWS = 64        # the slices dense's products read W in (every slice kept)
 COARSE_ROWS_PER_CHUNK = 8   # rows per partial norm: more, smaller cell-step blocks
 COARSE_AS_DENSE_ROWS = 128  # float32 coarse runs dense's products where these divide N
+# where coarse's products run as dense's (float32 on tf32 wgmma), its cell step selects too
+# where the shape fits (pointwise.fused_coarse_fits); False: coarse_select after the cell step
+FUSED_COARSE_STEP = True
 
 
 @dataclass
@@ -121,6 +126,14 @@ class _Loop:
         s = self.s
         backward_step(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1], s.cells[t],
                       dnet, norms, group, rows, layout, clear_dh_rec=True)
+
+    def cell_coarse(self, t: int, dnet: torch.Tensor, P: int, R: int, S: int,
+                    index: torch.Tensor, slot: torch.Tensor, energy: torch.Tensor) -> None:
+        """The cell step with coarse's selection in it: dnet_t's dropped slices zeroed, the
+        step's index, slot and energy written."""
+        s = self.s
+        backward_step_coarse(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1],
+                             s.cells[t], dnet, P, R, S, index, slot, energy)
 
     def split(self, kept_columns: int) -> int:
         """The per-step product's split-K (the same every step: worked out once per plan)."""
@@ -266,11 +279,16 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     if products.kmajor_on_tma(dtype, device) and N % COARSE_AS_DENSE_ROWS == 0:
         # float32 on tf32 wgmma: the products run as dense's over dnet with each step's dropped
         # slices zeroed, faster than the indexed mma.sync kernels where the batch fills whole
-        # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower)
+        # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower).
+        # The zeroing selection runs in the cell step where it fits (NOTES.md v11).
         recur = loop.recur_dense()
+        fused = FUSED_COARSE_STEP and fused_coarse_fits(N, loop.hidden, P, R, dtype)
         for t in range(T - 1, -1, -1):
-            loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-            coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t])
+            if fused:
+                loop.cell_coarse(t, dnet[t], P, R, S, index[t], slot[t], energy[t])
+            else:
+                loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+                coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t])
             recur(dnet[t])
         grads = loop.finish(dnet.reshape(T * N, -1), *loop.dense_index(), DENSE_SLICE,
                             DENSE_REGION, 0)

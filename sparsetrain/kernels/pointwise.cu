@@ -1,5 +1,6 @@
 // Fused LSTM cell steps, gate order (i, f, g, o), one thread per (row, hidden unit).
 // Blocks are 32 threads wide and 8 tall; H must be a multiple of 32 (of 64 for the pairs entries).
+// The coarse step with its selection runs in thread-block clusters instead (below).
 
 // Forward: net (N x 4H, pre-activations with biases) and c_{t-1} -> saved gates, c_t, h_t.
 template <typename T>
@@ -138,6 +139,133 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
     if (tx % lanes == 0) write(q * H + j, total);
 }
 
+// Thread-block clusters (sm_90): this block's rank, a barrier of all the cluster's threads
+// (release/acquire: shared-memory writes before it are seen by every block after it), and a
+// float of another block's shared memory at the address `local` has in this one.
+__device__ __forceinline__ void cluster_arrive() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() {
+    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// Volatile, so it stays after the barrier before it, but with no memory clobber: loads from
+// several ranks are then in flight together until their values are used.
+__device__ __forceinline__ float cluster_load(const float* local, unsigned rank) {
+    unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(local)), remote;
+    float value;
+    asm("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(address), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(value) : "r"(remote));
+    return value;
+}
+
+// Backward step fused with coarse's selection, where each region (R slices of P columns) lies
+// inside one gate's H columns: a cluster of ROW_SHARES blocks owns `units` hidden units
+// (blockDim.x, a multiple of the region width R * P), so the regions of their 4 * units
+// columns, and block y of it the y-th share of the N rows. A block computes its rows of dnet
+// as backward_step does and holds them in shared memory; the cluster adds up each slice's
+// squared norm (of the stored values) over all rows, every block in rank order, so that all
+// decide alike: each region keeps its `keep` slices of largest norm (ties: the lower slice,
+// as rank_of). Then each block writes its rows of dnet with the dropped slices as zeros, and
+// the first also index, slot and energy as coarse_select does (select.cu), for the products
+// that run dense over dnet. Dynamic shared memory: fused_coarse_shared_bytes (pointwise.py).
+#define ROW_SHARES 8
+template <typename T>
+__device__ void backward_step_coarse(float* __restrict__ dh_rec, const T* __restrict__ grad_out,
+                                     float* __restrict__ dc, const T* __restrict__ gates,
+                                     const float* __restrict__ c,
+                                     const float* __restrict__ c_prev, T* __restrict__ dnet,
+                                     int N, int H, int P, int R, int keep, int* index,
+                                     int* slot, float* energy) {
+    extern __shared__ float partial[];  // [blockDim.y][columns]
+    int units = blockDim.x, lines = blockDim.y, columns = 4 * units, slices = columns / P;
+    float* share_norm = partial + lines * columns;            // [slices]: this block's rows
+    float* norm = share_norm + slices;                        // [slices]: all rows
+    int* kept = reinterpret_cast<int*>(norm + slices);        // [slices]: 1 kept, 0 dropped
+    T* stage = reinterpret_cast<T*>(kept + slices);           // [rows of the share][columns]
+    int tx = threadIdx.x, ty = threadIdx.y, tid = ty * units + tx, threads = lines * units;
+    int first_unit = blockIdx.x * units, j = first_unit + tx;
+    int per_share = (N + ROW_SHARES - 1) / ROW_SHARES, first_row = blockIdx.y * per_share;
+    int rows = max(0, min(N - first_row, per_share));
+    float sq[4] = {};
+    // __restrict__ and the unrolling let a row's loads start before the last row's stores
+#pragma unroll 4
+    for (int r = ty; r < rows; r += lines) {
+        int n = first_row + r;
+        size_t k = (size_t)n * H + j;
+        const T* grow = gates + (size_t)n * 4 * H + j;
+        float i = to_f(grow[0]), f = to_f(grow[H]), g = to_f(grow[2 * H]), o = to_f(grow[3 * H]);
+        float h_grad = dh_rec[k] + to_f(grad_out[k]);
+        float tc = tanhf(c[k]);
+        float cell = dc[k] + h_grad * o * (1.f - tc * tc);
+        float d[4] = {cell * g * i * (1.f - i), cell * c_prev[k] * f * (1.f - f),
+                      cell * i * (1.f - g * g), h_grad * tc * o * (1.f - o)};
+        dh_rec[k] = 0.f;  // the next split-K product adds into it
+        dc[k] = cell * f;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            T stored = from_f<T>(d[q]);
+            stage[(size_t)r * columns + q * units + tx] = stored;
+            float v = to_f(stored);  // the norm of what the products read
+            sq[q] += v * v;
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < 4; ++q) partial[ty * columns + q * units + tx] = sq[q];
+    __syncthreads();
+    for (int q = tid; q < slices; q += threads) {
+        float total = 0.f;
+        for (int line = 0; line < lines; ++line)
+            for (int p = 0; p < P; ++p) total += partial[line * columns + q * P + p];
+        share_norm[q] = total;
+    }
+    cluster_arrive();
+    cluster_wait();
+    for (int q = tid; q < slices; q += threads) {
+        float share[ROW_SHARES], total = 0.f;
+#pragma unroll
+        for (unsigned rank = 0; rank < ROW_SHARES; ++rank)
+            share[rank] = cluster_load(share_norm + q, rank);
+#pragma unroll
+        for (int rank = 0; rank < ROW_SHARES; ++rank) total += share[rank];
+        norm[q] = total;
+    }
+    cluster_arrive();  // this block is done reading the others' shared memory (waited at exit)
+    __syncthreads();
+    for (int q = tid; q < slices; q += threads) {
+        int first = q - q % R;
+        kept[q] = rank_of(norm + first, R, q - first) < keep;
+    }
+    __syncthreads();
+    // block slice q is gate q / (units / P)'s slice q % (units / P) of the block's units
+    int gate_slices = units / P, hidden_slices = H / P;
+    for (int q = tid; q < slices && blockIdx.y == 0; q += threads) {
+        int first = q - q % R, position = 0;
+        for (int r = first; r < q; ++r) position += kept[r];
+        int global = (q / gate_slices) * hidden_slices + first_unit / P + q % gate_slices;
+        int region = global / R, to = region * keep + position;
+        slot[global] = kept[q] ? to : -1;
+        if (kept[q]) index[to] = global;
+        if (q == first) {
+            float part = 0.f, total = 0.f;
+            for (int r = first; r < first + R; ++r) {
+                total += norm[r];
+                part += kept[r] ? norm[r] : 0.f;
+            }
+            energy[2 * region] = part;
+            energy[2 * region + 1] = total;
+        }
+    }
+    for (int r = ty; r < rows; r += lines) {
+        T* drow = dnet + (size_t)(first_row + r) * 4 * H + j;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            int column = q * units + tx;
+            drow[q * H] = kept[column / P] ? stage[(size_t)r * columns + column] : from_f<T>(0.f);
+        }
+    }
+    cluster_wait();
+}
+
 #define FORWARD_ENTRY(NAME, T)                                                            \
     extern "C" __global__ void NAME(const T* net, const float* c_prev, T* gates, float* c, \
                                     T* h, int N, int H) {                                  \
@@ -158,3 +286,14 @@ BACKWARD_ENTRY(lstm_backward_step_float32, float, 1)
 BACKWARD_ENTRY(lstm_backward_step_bfloat16, bf16, 1)
 BACKWARD_ENTRY(lstm_backward_step_pairs_float32, float, 2)  // H a multiple of 64
 BACKWARD_ENTRY(lstm_backward_step_pairs_bfloat16, bf16, 2)
+
+#define BACKWARD_COARSE_ENTRY(NAME, T)                                                        \
+    extern "C" __global__ void __cluster_dims__(1, ROW_SHARES, 1) NAME(float* dh_rec, const T* grad_out, float* dc,              \
+                                    const T* gates, const float* c, const float* c_prev,      \
+                                    T* dnet, int N, int H, int P, int R, int keep, int* index, \
+                                    int* slot, float* energy) {                               \
+        backward_step_coarse<T>(dh_rec, grad_out, dc, gates, c, c_prev, dnet, N, H, P, R,     \
+                                keep, index, slot, energy);                                   \
+    }
+BACKWARD_COARSE_ENTRY(lstm_backward_step_coarse_float32, float)
+BACKWARD_COARSE_ENTRY(lstm_backward_step_coarse_bfloat16, bf16)

@@ -70,3 +70,69 @@ def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor
            (dh_rec, grad_out, dc, gates, c, c_prev, dnet,
             norms if norms is not None else dc, n, hidden, group, rows_per_chunk,
             NORM_LAYOUTS[layout], int(clear_dh_rec)))
+
+
+# 128 threads: 4 rows of the block at a time; a cluster's blocks then fit in one wave at the
+# bench shapes, where 256 or more ran 1.1-4x slower (benchmarks/results/coarse_step.json)
+FUSED_COARSE_THREADS = 128
+FUSED_COARSE_ROW_SHARES = 8  # pointwise.cu's ROW_SHARES: the blocks of a cluster
+FUSED_COARSE_SHARED_LIMIT = 200 * 1024  # of the 227 KB a Hopper block may have
+
+
+def fused_coarse_units(P: int, R: int) -> int:
+    """Hidden units a cluster of the fused coarse step owns: whole regions of every gate."""
+    return max(32, P * R)
+
+
+def fused_coarse_shared_bytes(rows: int, P: int, R: int, dtype: torch.dtype,
+                              threads: int = FUSED_COARSE_THREADS,
+                              shares: int = FUSED_COARSE_ROW_SHARES) -> int:
+    units = fused_coarse_units(P, R)
+    columns, slices = 4 * units, 4 * units // P
+    share = -(-rows // shares)
+    sums = (threads // units) * columns + 3 * slices  # partial per line; norms twice; kept
+    return 4 * sums + share * columns * torch.empty((), dtype=dtype).element_size()
+
+
+def fused_coarse_fits(rows: int, hidden: int, P: int, R: int, dtype: torch.dtype) -> bool:
+    """Whether backward_step_coarse takes this shape: each cluster's regions inside one gate
+    (its units divide H), at most 128 units, and a block's share of the rows in shared
+    memory."""
+    units = fused_coarse_units(P, R)
+    return (units <= FUSED_COARSE_THREADS and hidden % units == 0
+            and fused_coarse_shared_bytes(rows, P, R, dtype) <= FUSED_COARSE_SHARED_LIMIT)
+
+
+def backward_step_coarse(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor,
+                         gates: torch.Tensor, c: torch.Tensor, c_prev: torch.Tensor,
+                         dnet: torch.Tensor, P: int, R: int, S: int, index: torch.Tensor,
+                         slot: torch.Tensor, energy: torch.Tensor) -> None:
+    """backward_step with clear_dh_rec, fused with coarse's selection over all N rows, as
+    select.coarse_select makes it after the cell step: each region of R slices (P columns)
+    keeps its R - S of largest squared norm (of the stored dnet; ties keep the lower slice).
+    dnet gets the dropped slices as zeros; also writes index (G, R-S) the kept global slices
+    ascending per region, slot (4H/P,) each slice's compact slice or -1 and energy (G, 2)
+    kept and total squared norm per region."""
+    n, hidden = _hidden(gates)
+    dtype, width = gates.dtype, 4 * hidden
+    expect_rule(0 <= S < R and width % (P * R) == 0,
+                f"backward_step_coarse: need 0 <= S ({S}) < R ({R}) and P*R dividing 4H")
+    expect_rule(fused_coarse_fits(n, hidden, P, R, dtype),
+                f"backward_step_coarse: H ({hidden}) must be a multiple of "
+                f"{fused_coarse_units(P, R)} (at most {FUSED_COARSE_THREADS}) and N ({n}) rows "
+                f"fit shared memory")
+    regions, keep = width // (P * R), R - S
+    for name, tensor, shape in [("dh_rec", dh_rec, (n, hidden)), ("dc", dc, (n, hidden)),
+                                ("c", c, (n, hidden)), ("c_prev", c_prev, (n, hidden))]:
+        expect(tensor, name, torch.float32, shape)
+    expect(grad_out, "grad_out", dtype, (n, hidden))
+    expect(gates, "gates", dtype, (n, width))
+    expect(dnet, "dnet", dtype, (n, width))
+    expect(index, "index", torch.int32, (regions, keep))
+    expect(slot, "slot", torch.int32, (width // P,))
+    expect(energy, "energy", torch.float32, (regions, 2))
+    units = fused_coarse_units(P, R)
+    launch("pointwise", f"lstm_backward_step_coarse_{DTYPE_NAMES[dtype]}",
+           (hidden // units, FUSED_COARSE_ROW_SHARES), (units, FUSED_COARSE_THREADS // units),
+           (dh_rec, grad_out, dc, gates, c, c_prev, dnet, n, hidden, P, R, keep, index, slot,
+            energy), shared_mem=fused_coarse_shared_bytes(n, P, R, dtype))
