@@ -274,15 +274,18 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     slot = torch.empty(T, loop.width // P, device=device, dtype=torch.int32)
     energy = torch.empty(T, regions, 2, device=device)
     dnet = loop.s.x.new_empty(T, N, loop.width)
-    partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
-                          device=device)
-    if products.kmajor_on_tma(dtype, device) and N % COARSE_AS_DENSE_ROWS == 0:
+    as_dense = products.kmajor_on_tma(dtype, device) and N % COARSE_AS_DENSE_ROWS == 0
+    # where the products run as dense's, the zeroing selection runs in the cell step where it
+    # fits (benchmarks/NOTES.md v11); elsewhere the cell step leaves partial norms for it
+    fused = as_dense and FUSED_COARSE_STEP and fused_coarse_fits(N, loop.hidden, P, R, dtype)
+    if not fused:
+        partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
+                              device=device)
+    if as_dense:
         # float32 on tf32 wgmma: the products run as dense's over dnet with each step's dropped
         # slices zeroed, faster than the indexed mma.sync kernels where the batch fills whole
-        # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower).
-        # The zeroing selection runs in the cell step where it fits (NOTES.md v11).
+        # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower)
         recur = loop.recur_dense()
-        fused = FUSED_COARSE_STEP and fused_coarse_fits(N, loop.hidden, P, R, dtype)
         for t in range(T - 1, -1, -1):
             if fused:
                 loop.cell_coarse(t, dnet[t], P, R, S, index[t], slot[t], energy[t])
