@@ -37,15 +37,13 @@ def variant(shares: int, dtype_name: str):
 
 def launch_variant(shares, threads, args, n, hidden, dtype):
     import cupy
-    import numpy
 
     units = pointwise.fused_coarse_units(P, R)
     function = variant(shares, NAMES[dtype])
     shared = pointwise.fused_coarse_shared_bytes(n, P, R, dtype, threads, shares)
     if shared > 48 * 1024:
         function.max_dynamic_shared_size_bytes = shared
-    pointers = [numpy.uint64(a.data_ptr()) if isinstance(a, torch.Tensor) else numpy.int32(a)
-                for a in args]
+    pointers = [_loader._argument(a) for a in args]  # as every launch passes them
     stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
     with stream:
         function((hidden // units, shares), (units, threads // units), tuple(pointers),

@@ -13,7 +13,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from sparsetrain.bench.measure import kernel_ms, method_spec, parse_shape
+from sparsetrain.bench.measure import kernel_ms, method_spec, overridden, parse_shape
 from sparsetrain.kernels import backward as plans
 from sparsetrain.kernels import products
 from sparsetrain.sparsify import build
@@ -58,11 +58,10 @@ def main():
             for method in ("dense", "coarse", "coarse unfused", "fine"):
                 # coarse unfused: its selection in the per-step product (or on its own), as
                 # before the cell step made it (backward.FUSED_COARSE_STEP)
-                plans.FUSED_COARSE_STEP = method != "coarse unfused"
                 sparsifier = build(method_spec(method.split()[0], 0.5, shape))
-                kernels = kernel_table(sparsifier, state)
-                replay = graph_ms(sparsifier, state)
-                plans.FUSED_COARSE_STEP = True
+                with overridden(plans, {"FUSED_COARSE_STEP": method != "coarse unfused"}):
+                    kernels = kernel_table(sparsifier, state)
+                    replay = graph_ms(sparsifier, state)
                 summed = sum(k["us"] for k in kernels.values()) / 1000
                 key = f"{shape.name} {str(dtype)[6:]} {method}"
                 result[key] = {"graph_ms": replay, "kernel_sum_ms": summed, "kernels": kernels}

@@ -54,7 +54,6 @@ def test_backward_step_refuses_norms_of_the_wrong_layout():
                       layout="coarse")
 
 
-
 def test_fused_coarse_step_refuses_a_hidden_size_its_blocks_cannot_split():
     n, hidden, P, R = 64, 96, 4, 16  # a block owns 64 units: whole regions of 16 slices
     f32 = lambda *s: torch.zeros(*s)  # noqa: E731
@@ -70,6 +69,7 @@ def test_fused_coarse_step_fits_only_rows_its_shared_memory_holds():
     assert not fused_coarse_fits(4096, 2048, 4, 8, torch.float32)
     assert not fused_coarse_fits(64, 512, 4, 64, torch.bfloat16)  # 256-unit regions
     assert fused_coarse_fits(64, 512, 4, 16, torch.bfloat16)  # 64-unit regions
+
 
 def _select_outputs(regions, keep, slices, n, kc):
     return (torch.zeros(regions, keep, dtype=torch.int32), torch.zeros(slices, dtype=torch.int32),

@@ -45,6 +45,19 @@ template <int VEC> __device__ __forceinline__ void store_vec(bf16* p, const floa
     else *p = from_f<bf16>(v[0]);
 }
 
+// One (row, hidden unit) of the cell's backward: the four gate gradients into d (order i, f,
+// g, o) from the saved gates, dh = dh_rec + grad_out, dc_t, c_t and c_{t-1}; returns dc_{t-1}.
+__device__ __forceinline__ float cell_backward(float i, float f, float g, float o, float h_grad,
+                                               float dc, float c, float c_prev, float d[4]) {
+    float tc = tanhf(c);
+    float cell = dc + h_grad * o * (1.f - tc * tc);
+    d[0] = cell * g * i * (1.f - i);
+    d[1] = cell * c_prev * f * (1.f - f);
+    d[2] = cell * i * (1.f - g * g);
+    d[3] = h_grad * tc * o * (1.f - o);
+    return cell * f;
+}
+
 // Backward: dh = dh_rec + grad_out, dc (in: dc_t, out: dc_{t-1}) -> dnet, and the squared L2
 // norms of the stored dnet over groups of `group` consecutive columns and the rows of this
 // block's row chunk (rows_per_chunk = gridDim-y chunking). norm_layout 0: none;
@@ -83,14 +96,11 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
         float d[4][VEC], dc_prev[VEC];
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
-            float h_grad = dh[v] + grad[v];
-            float tc = tanhf(cv[v]);
-            float cell = dcv[v] + h_grad * o[v] * (1.f - tc * tc);
-            d[0][v] = cell * g[v] * i[v] * (1.f - i[v]);
-            d[1][v] = cell * cp[v] * f[v] * (1.f - f[v]);
-            d[2][v] = cell * i[v] * (1.f - g[v] * g[v]);
-            d[3][v] = h_grad * tc * o[v] * (1.f - o[v]);
-            dc_prev[v] = cell * f[v];
+            float unit[4];
+            dc_prev[v] = cell_backward(i[v], f[v], g[v], o[v], dh[v] + grad[v], dcv[v], cv[v],
+                                       cp[v], unit);
+#pragma unroll
+            for (int q = 0; q < 4; ++q) d[q][v] = unit[q];
         }
         store_vec<VEC>(dc + k, dc_prev);
         T* drow = dnet + (size_t)n * 4 * H + j;
@@ -193,14 +203,12 @@ __device__ void backward_step_coarse(float* __restrict__ dh_rec, const T* __rest
         int n = first_row + r;
         size_t k = (size_t)n * H + j;
         const T* grow = gates + (size_t)n * 4 * H + j;
-        float i = to_f(grow[0]), f = to_f(grow[H]), g = to_f(grow[2 * H]), o = to_f(grow[3 * H]);
-        float h_grad = dh_rec[k] + to_f(grad_out[k]);
-        float tc = tanhf(c[k]);
-        float cell = dc[k] + h_grad * o * (1.f - tc * tc);
-        float d[4] = {cell * g * i * (1.f - i), cell * c_prev[k] * f * (1.f - f),
-                      cell * i * (1.f - g * g), h_grad * tc * o * (1.f - o)};
+        float d[4];
+        float dc_prev = cell_backward(to_f(grow[0]), to_f(grow[H]), to_f(grow[2 * H]),
+                                      to_f(grow[3 * H]), dh_rec[k] + to_f(grad_out[k]), dc[k],
+                                      c[k], c_prev[k], d);
         dh_rec[k] = 0.f;  // the next split-K product adds into it
-        dc[k] = cell * f;
+        dc[k] = dc_prev;
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
             T stored = from_f<T>(d[q]);
@@ -287,13 +295,13 @@ BACKWARD_ENTRY(lstm_backward_step_bfloat16, bf16, 1)
 BACKWARD_ENTRY(lstm_backward_step_pairs_float32, float, 2)  // H a multiple of 64
 BACKWARD_ENTRY(lstm_backward_step_pairs_bfloat16, bf16, 2)
 
-#define BACKWARD_COARSE_ENTRY(NAME, T)                                                        \
-    extern "C" __global__ void __cluster_dims__(1, ROW_SHARES, 1) NAME(float* dh_rec, const T* grad_out, float* dc,              \
-                                    const T* gates, const float* c, const float* c_prev,      \
-                                    T* dnet, int N, int H, int P, int R, int keep, int* index, \
-                                    int* slot, float* energy) {                               \
-        backward_step_coarse<T>(dh_rec, grad_out, dc, gates, c, c_prev, dnet, N, H, P, R,     \
-                                keep, index, slot, energy);                                   \
+#define BACKWARD_COARSE_ENTRY(NAME, T)                                                         \
+    extern "C" __global__ void __cluster_dims__(1, ROW_SHARES, 1) NAME(                        \
+        float* dh_rec, const T* grad_out, float* dc, const T* gates, const float* c,           \
+        const float* c_prev, T* dnet, int N, int H, int P, int R, int keep, int* index,        \
+        int* slot, float* energy) {                                                             \
+        backward_step_coarse<T>(dh_rec, grad_out, dc, gates, c, c_prev, dnet, N, H, P, R,      \
+                                keep, index, slot, energy);                                    \
     }
 BACKWARD_COARSE_ENTRY(lstm_backward_step_coarse_float32, float)
 BACKWARD_COARSE_ENTRY(lstm_backward_step_coarse_bfloat16, bf16)

@@ -91,7 +91,7 @@ def fused_coarse_shared_bytes(rows: int, P: int, R: int, dtype: torch.dtype,
     columns, slices = 4 * units, 4 * units // P
     share = -(-rows // shares)
     sums = (threads // units) * columns + 3 * slices  # partial per line; norms twice; kept
-    return 4 * sums + share * columns * torch.empty((), dtype=dtype).element_size()
+    return 4 * sums + share * columns * (torch.finfo(dtype).bits // 8)
 
 
 def fused_coarse_fits(rows: int, hidden: int, P: int, R: int, dtype: torch.dtype) -> bool:
