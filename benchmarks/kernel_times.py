@@ -23,8 +23,8 @@ def layer_state(shape, dtype):
     H, N, T = shape.hidden, shape.batch, shape.steps
     r = lambda *s: torch.randn(*s, device="cuda").to(dtype)  # noqa: E731
     return plans.LayerState(
-        x=r(T, N, H), h0=r(N, H), w_ih=r(4 * H, H) * 0.05, w_hh=r(4 * H, H) * 0.05,
-        output=r(T, N, H), cells=torch.randn(T + 1, N, H, device="cuda"),
+        x=r(T, N, H), w_ih=r(4 * H, H) * 0.05, w_hh=r(4 * H, H) * 0.05,
+        hidden=r(T + 1, N, H), cells=torch.randn(T + 1, N, H, device="cuda"),
         gates=torch.rand(T, N, 4 * H, device="cuda").to(dtype), d_output=r(T, N, H),
         d_h_last=None, d_c_last=None)
 

@@ -222,8 +222,8 @@ def test_a_replay_may_be_handed_the_graphs_own_input_copies():
 
     T, N, H = 3, 64, 32
     state = plans.LayerState(
-        x=randn(T, N, H), h0=randn(N, H), w_ih=randn(4 * H, H), w_hh=randn(4 * H, H),
-        output=randn(T, N, H), cells=randn(T + 1, N, H),
+        x=randn(T, N, H), w_ih=randn(4 * H, H), w_hh=randn(4 * H, H),
+        hidden=randn(T + 1, N, H), cells=randn(T + 1, N, H),
         gates=torch.rand(T, N, 4 * H, device="cuda"), d_output=randn(T, N, H),
         d_h_last=None, d_c_last=None)
     sparsifier = build({"name": "dense"})
@@ -314,3 +314,14 @@ def test_coarse_as_dense_products_match_the_torch_reference(spec, fused, monkeyp
         assert relative_error(ours[name], ref[name]) < TOLERANCE[torch.float32], name
     for key in ref_stats:
         assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
+
+
+def test_a_backward_after_a_weight_was_changed_in_place_is_refused():
+    spec = SPECS[1]
+    inputs = separated_inputs(torch.float32)
+    weights = {k: inputs[k].detach().requires_grad_() for k in WEIGHTS}
+    _, outputs, output_gradients = _call(lstm_layer, inputs, weights, spec)
+    with torch.no_grad():
+        weights["w_hh"].mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.backward(list(outputs), output_gradients)

@@ -52,10 +52,9 @@ FUSED_COARSE_STEP = True
 @dataclass
 class LayerState:
     x: torch.Tensor          # (T, N, I)
-    h0: torch.Tensor         # (N, H)
     w_ih: torch.Tensor
     w_hh: torch.Tensor
-    output: torch.Tensor     # (T, N, H)
+    hidden: torch.Tensor     # (T+1, N, H): h0, then each step's output
     cells: torch.Tensor      # (T+1, N, H) float32
     gates: torch.Tensor      # (T, N, 4H)
     d_output: torch.Tensor   # (T, N, H)
@@ -93,7 +92,8 @@ def plan_problem(sparsifier: Sparsifier, batch: int, width: int) -> str | None:
 
 def _step_summary(energy: torch.Tensor, kept: int, of: int) -> torch.Tensor:
     """sparsify.summarize of the per-step records, in one launch (so a captured graph makes it
-    too) from energy (T, G, 2): each step's kept and total squared norms per group."""
+    too) from energy (T, G, 2): each step's kept and total squared norms per group (meprop's;
+    coarse and fine hand step_summary to finish, which runs it beside the batched products)."""
     out = torch.empty(3, device=energy.device, dtype=torch.float64)
     step_summary(energy, kept, of, out)
     return out
@@ -111,7 +111,7 @@ class _Loop:
 
     def __init__(self, state: LayerState) -> None:
         self.s = state
-        self.steps, self.batch, self.hidden = state.output.shape
+        self.steps, self.batch, self.hidden = state.d_output.shape
         self.width = 4 * self.hidden
         # Fresh buffers: the steps update both in place, and the caller's gradients must stay.
         self.dh = self._start(state.d_h_last)
@@ -166,24 +166,38 @@ class _Loop:
                                   slot, values, energy)
 
     def h_prev(self) -> torch.Tensor:
-        s = self.s
-        return torch.cat([s.h0.unsqueeze(0), s.output[:-1]]).reshape(-1, self.hidden)
+        """h_{t-1} of every step, (T*N, H): a view of the forward's hidden states."""
+        return self.s.hidden[:-1].reshape(-1, self.hidden)
 
     def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
-               R: int, S: int, dnet: torch.Tensor | None = None) -> LayerGrads:
+               R: int, S: int, dnet: torch.Tensor | None = None,
+               summary: Callable[[torch.Tensor], None] | None = None) -> LayerGrads:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
         dnet (T*N x 4H) the weight gradients read it: as dense's, once its dropped slices are
         zeroed, where they run on the copy-engine-fed kernel, else masked where they can;
         float32 on tf32 wgmma: dx too (it reads no index). The three products run on side
-        streams (parallel branches of a captured graph), so each
-        one's last partial wave of blocks overlaps the others'."""
+        streams (parallel branches of a captured graph), so each one's last partial wave of
+        blocks overlaps the others', and so do the conversions of their results to the
+        layer's dtype and `summary(out)`, which writes the step summary (3 float64) into out
+        (LayerGrads.step_summary)."""
         s, dtype, device = self.s, self.s.x.dtype, self.s.x.device
         x, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
-        # allocated on the current stream, before any side stream writes them
+        # allocated on the current stream, before any side stream writes them (a side stream's
+        # own allocation could be handed to its next work while the caller still reads it)
         d_x = torch.empty(x.shape, device=device, dtype=dtype)
         d_w_ih = torch.empty(self.width, x.shape[1], device=device)
         d_w_hh = torch.empty(self.width, self.hidden, device=device)
         columns = torch.empty(self.steps, self.width, device=device)
+        column_sums = torch.empty(self.width, device=device)
+        results = {name: like if dtype == like.dtype else torch.empty_like(like, dtype=dtype)
+                   for name, like in (("d_w_ih", d_w_ih), ("d_w_hh", d_w_hh),
+                                      ("d_bias", column_sums))}
+        summary_out = (None if summary is None
+                       else torch.empty(3, device=device, dtype=torch.float64))
+
+        def convert(name: str, source: torch.Tensor) -> None:
+            if results[name] is not source:
+                results[name].copy_(source)
 
         # Every slice kept (S = 0): compact column k is gate column k in every step, so dx may
         # read W_ih in runs of 64 rows (whole tiles of the copy-engine-fed kernel).
@@ -207,6 +221,8 @@ class _Loop:
             else:
                 products.gather_mm(values, s.w_ih, dx_index, dx_slice, self.batch, d_x)
             products.step_column_sums(values, slot, P, self.steps, columns)
+            torch.sum(columns, 0, out=column_sums)
+            convert("d_bias", column_sums)
 
         def weight_gradient(inputs: torch.Tensor, d_w: torch.Tensor, first: bool) -> None:
             if as_dense:
@@ -228,18 +244,27 @@ class _Loop:
             else:
                 products.region_wgrad(values, inputs, index, slot, P, R, S, self.steps, d_w)
 
+        def input_weights() -> None:
+            weight_gradient(x, d_w_ih, True)
+            convert("d_w_ih", d_w_ih)
+
+        def hidden_weights() -> None:
+            if summary is not None:  # before the wait: it reads only the loop's records
+                summary(summary_out)
+            weight_gradient(h_prev, d_w_hh, False)
+            convert("d_w_hh", d_w_hh)
+
         main = torch.cuda.current_stream()
         sides = _side_streams(main.device)
         # the first weight gradient first: it records the events the others wait on
-        for side, work in zip(sides, (lambda: weight_gradient(x, d_w_ih, True), d_x_and_bias,
-                                      lambda: weight_gradient(h_prev, d_w_hh, False))):
+        for side, work in zip(sides, (input_weights, d_x_and_bias, hidden_weights)):
             side.wait_stream(main)
             with torch.cuda.stream(side):
                 work()
         for side in sides:
             main.wait_stream(side)
-        return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), d_w_ih.to(dtype),
-                          d_w_hh.to(dtype), columns.sum(0).to(dtype))
+        return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), results["d_w_ih"],
+                          results["d_w_hh"], results["d_bias"], summary_out)
 
     def dense_index(self, P: int = DENSE_SLICE) -> tuple[torch.Tensor, torch.Tensor]:
         """Every slice of P columns kept in every step: (index, slot), both the identity."""
@@ -253,7 +278,7 @@ def _side_streams(device: torch.device) -> tuple[torch.cuda.Stream, ...]:
     return tuple(torch.cuda.Stream(device) for _ in range(3))
 
 
-def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
+def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None, summary=None) -> LayerGrads:
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
     recur = loop.recur_dense()
@@ -263,7 +288,8 @@ def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None) -> LayerGrads:
         else:
             mask_step(t, dnet[t])
         recur(dnet[t])
-    return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0)
+    return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0,
+                       summary=summary)
 
 
 def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
@@ -274,6 +300,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     slot = torch.empty(T, loop.width // P, device=device, dtype=torch.int32)
     energy = torch.empty(T, regions, 2, device=device)
     dnet = loop.s.x.new_empty(T, N, loop.width)
+    summary = functools.partial(step_summary, energy, R - S, R)
     as_dense = products.kmajor_on_tma(dtype, device) and N % COARSE_AS_DENSE_ROWS == 0
     # where the products run as dense's, the zeroing selection runs in the cell step where it
     # fits (benchmarks/NOTES.md v11); elsewhere the cell step leaves partial norms for it
@@ -293,19 +320,16 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
                 loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
                 coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t])
             recur(dnet[t])
-        grads = loop.finish(dnet.reshape(T * N, -1), *loop.dense_index(), DENSE_SLICE,
-                            DENSE_REGION, 0)
-    else:
-        values = loop.s.x.new_empty(T, N, regions * keep * P)
-        split = loop.split(values.shape[2])
-        for t in range(T - 1, -1, -1):
-            loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-            loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
-                                energy[t])
-        grads = loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                            dnet.reshape(T * N, -1))
-    grads.step_summary = _step_summary(energy, R - S, R)
-    return grads
+        return loop.finish(dnet.reshape(T * N, -1), *loop.dense_index(), DENSE_SLICE,
+                           DENSE_REGION, 0, summary=summary)
+    values = loop.s.x.new_empty(T, N, regions * keep * P)
+    split = loop.split(values.shape[2])
+    for t in range(T - 1, -1, -1):
+        loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+        loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
+                            energy[t])
+    return loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
+                       dnet.reshape(T * N, -1), summary)
 
 
 def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
@@ -321,9 +345,8 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         loop.cell(t, dnet, norms, Mx, My, "fine")
         fine_select(norms, dnet, My, Mx, K, index, values, energy[t])
 
-    grads = _dense(sparsifier, loop, select_step)
-    grads.step_summary = _step_summary(energy, blocks - K, blocks)
-    return grads
+    return _dense(sparsifier, loop, select_step,
+                  functools.partial(step_summary, energy, blocks - K, blocks))
 
 
 def _meprop(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:

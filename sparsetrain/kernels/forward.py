@@ -2,7 +2,7 @@
 
 One GEMM projects the inputs of all T steps; per step one GEMM adds h_{t-1} W_hh^T and the
 fused forward kernel makes the gates, c_t and h_t. Cell states stay float32. What the backward
-needs (output, cells, gates) comes back as a ForwardState. The GEMMs are cuBLAS's, but for
+needs (hidden states, cells, gates) comes back as a ForwardState. The GEMMs are cuBLAS's, but for
 float32 on an H100, where they run on tf32 wgmma as the backward's do (products.kmajor_mm: x,
 h and both weights are K-major as they stand), as cuDNN's LSTM runs float32 by default.
 """
@@ -29,9 +29,15 @@ class ForwardInputs:
 
 @dataclass
 class ForwardState:
-    output: torch.Tensor     # (T, N, H)
+    # (T+1, N, H): h0, then each step's output. One buffer, so that the weight gradient's
+    # h_{t-1} of all steps is hidden[:-1] as it stands (no copy), and the output hidden[1:].
+    hidden: torch.Tensor
     cells: torch.Tensor      # (T+1, N, H) float32
     gates: torch.Tensor      # (T, N, 4H)
+
+    @property
+    def output(self) -> torch.Tensor:
+        return self.hidden[1:]
 
 
 def run(inputs: ForwardInputs) -> ForwardState:
@@ -50,12 +56,13 @@ def run(inputs: ForwardInputs) -> ForwardState:
     else:
         projected = flat @ inputs.w_ih.t()
     projected = projected.reshape(steps, batch, 4 * hidden)
-    output = x.new_empty(steps, batch, hidden)
+    hidden_states = x.new_empty(steps + 1, batch, hidden)
     cells = torch.empty(steps + 1, batch, hidden, device=x.device, dtype=torch.float32)
     gates = x.new_empty(steps, batch, 4 * hidden)
+    hidden_states[0] = inputs.h0
     cells[0] = inputs.c0
     net = x.new_empty(batch, 4 * hidden)
-    h = inputs.h0
+    h = hidden_states[0]
     w_hh_t = w_hh.t()
     split = products.kmajor_split(batch, 4 * hidden, hidden) if tf32 else 1
     for t in range(steps):
@@ -64,6 +71,6 @@ def run(inputs: ForwardInputs) -> ForwardState:
             products.kmajor_mm(h, w_hh, net, split, add=True)
         else:
             torch.addmm(projected[t], h, w_hh_t, out=net)
-        forward_step(net, cells[t], gates[t], cells[t + 1], output[t])
-        h = output[t]
-    return ForwardState(output, cells, gates)
+        forward_step(net, cells[t], gates[t], cells[t + 1], hidden_states[t + 1])
+        h = hidden_states[t + 1]
+    return ForwardState(hidden_states, cells, gates)

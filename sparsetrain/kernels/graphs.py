@@ -9,9 +9,9 @@ eagerly (one launch at a time from Python).
 
 The forward graph reads the weights where they are (the graph is keyed by their addresses):
 parameters keep theirs from step to step, and autograd refuses a backward whose saved weights
-were changed in place. What the backward reads of the forward, its inputs (x, h0, weights)
-and its cells, gates and output, is handed over instead of copied (`Handoff`): each layer has
-its own forward graph, and the layer's backward graph reads that graph's buffers, so only
+were changed in place. What the backward reads of the forward, its inputs (x, weights) and
+its hidden states, cells and gates, is handed over instead of copied (`Handoff`): each layer
+has its own forward graph, and the layer's backward graph reads that graph's buffers, so only
 d_output is copied in. The outputs are copied out only when another forward of the same
 layer would overwrite them while the first one's backward is still to come (two calls of one
 layer before their backwards, or a graph retained for another backward), and copied back,
@@ -36,8 +36,8 @@ from sparsetrain.sparsify import Sparsifier, build
 CACHED_GRAPHS = 16
 _graphs: "OrderedDict[tuple, _Captured]" = OrderedDict()
 # ForwardInputs' and ForwardState's fields the backward reads (LayerState's of the same names)
-HANDED_INPUTS = ("x", "h0", "w_ih", "w_hh")
-HANDED_OUTPUTS = ("output", "cells", "gates")
+HANDED_INPUTS = ("x", "w_ih", "w_hh")
+HANDED_OUTPUTS = ("hidden", "cells", "gates")
 HANDED = HANDED_INPUTS + HANDED_OUTPUTS
 IN_PLACE = ("w_ih", "w_hh")  # ForwardInputs' fields the forward graph reads where they are
 _serials = itertools.count()
@@ -189,8 +189,8 @@ def replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
 
 def forward(inputs: forward_pass.ForwardInputs,
             weights: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Handoff]:
-    """The layer's forward: its output (a fresh tensor), and its inputs, output, cells and
-    gates for its backward. Each layer (its `weights`, the caller's w_ih and w_hh) has a graph
+    """The layer's forward: its output (a fresh tensor), and its inputs, hidden states, cells
+    and gates for its backward. Each layer (its `weights`, the caller's w_ih and w_hh) has a graph
     of its own, so that layers of one shape do not take each other's values out of the
     buffers; the graph reads them where they are when they are inputs' own (contiguous)."""
     if not graphs_enabled():
@@ -206,7 +206,7 @@ def forward(inputs: forward_pass.ForwardInputs,
     captured = _replay(key, forward_pass.run, inputs, in_place)
     handoff = Handoff(captured, inputs)
     captured.holder = weakref.ref(handoff)
-    return _fresh(captured.outputs, ["output"])["output"], handoff
+    return captured.outputs.output.clone(), handoff
 
 
 def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:

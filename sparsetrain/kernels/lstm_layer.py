@@ -67,7 +67,7 @@ class CupyLSTMLayer(torch.autograd.Function):
         state = plans.LayerState(
             **handed,
             d_output=(d_output.contiguous() if d_output is not None
-                      else torch.zeros_like(handed["output"])),
+                      else torch.zeros_like(handed["hidden"][1:])),
             d_h_last=d_h_last, d_c_last=d_c_last)
         grads = graphs.run(ctx.sparsifier, state, ctx.handoff)
         d_x = grads.d_x.reshape(x.shape) if ctx.needs_input_grad[0] else None
