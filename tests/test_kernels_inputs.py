@@ -64,6 +64,16 @@ def test_fused_coarse_step_refuses_a_hidden_size_its_blocks_cannot_split():
                              torch.zeros(96, dtype=torch.int32), f32(6, 2))
 
 
+def test_fused_coarse_step_refuses_a_bfloat16_cell_gradient():
+    n, hidden = 64, 32
+    f32 = lambda *s: torch.zeros(*s)  # noqa: E731
+    with pytest.raises(ConfigError, match="dc: expected dtype torch.float32"):
+        backward_step_coarse(f32(n, hidden), f32(n, hidden), f32(n, hidden).bfloat16(),
+                             f32(n, 4 * hidden), f32(n, hidden), f32(n, hidden),
+                             f32(n, 4 * hidden), 4, 8, 4, torch.zeros(4, 4, dtype=torch.int32),
+                             torch.zeros(32, dtype=torch.int32), f32(4, 2))
+
+
 def test_fused_coarse_step_fits_only_rows_its_shared_memory_holds():
     assert fused_coarse_fits(2048, 2048, 4, 8, torch.float32)  # a block holds 256 rows
     assert not fused_coarse_fits(4096, 2048, 4, 8, torch.float32)

@@ -37,6 +37,19 @@ def norm_shape(layout: str, rows: int, width: int, group: int, rows_per_chunk: i
     return (chunks, width // group) if layout == "coarse" else (width // group, chunks)
 
 
+def _expect_cell_tensors(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor,
+                         gates: torch.Tensor, c: torch.Tensor, c_prev: torch.Tensor,
+                         dnet: torch.Tensor, n: int, hidden: int) -> None:
+    """What both backward cell steps read and write: float32 states, the rest gates' dtype."""
+    dtype = gates.dtype
+    for name, tensor, shape in [("dh_rec", dh_rec, (n, hidden)), ("dc", dc, (n, hidden)),
+                                ("c", c, (n, hidden)), ("c_prev", c_prev, (n, hidden))]:
+        expect(tensor, name, torch.float32, shape)
+    expect(grad_out, "grad_out", dtype, (n, hidden))
+    expect(gates, "gates", dtype, (n, 4 * hidden))
+    expect(dnet, "dnet", dtype, (n, 4 * hidden))
+
+
 def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor,
                   gates: torch.Tensor, c: torch.Tensor, c_prev: torch.Tensor,
                   dnet: torch.Tensor, norms: torch.Tensor | None = None, group: int = 1,
@@ -49,14 +62,8 @@ def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor
     the squared L2 norm of the stored dnet over each `group` columns x `rows_per_chunk` rows.
     """
     n, hidden = _hidden(gates)
+    _expect_cell_tensors(dh_rec, grad_out, dc, gates, c, c_prev, dnet, n, hidden)
     dtype = gates.dtype
-    expect(dh_rec, "dh_rec", torch.float32, (n, hidden))
-    expect(grad_out, "grad_out", dtype, (n, hidden))
-    expect(dc, "dc", torch.float32, (n, hidden))
-    expect(gates, "gates", dtype, (n, 4 * hidden))
-    expect(c, "c", torch.float32, (n, hidden))
-    expect(c_prev, "c_prev", torch.float32, (n, hidden))
-    expect(dnet, "dnet", dtype, (n, 4 * hidden))
     expect_rule(layout in NORM_LAYOUTS, f"layout: one of {', '.join(NORM_LAYOUTS)}, got {layout!r}")
     if layout != "none":
         expect_rule(group in (1, 2, 4, 8, 16, 32), f"group: a power of two <= 32, got {group}")
@@ -122,12 +129,7 @@ def backward_step_coarse(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch
                 f"{fused_coarse_units(P, R)} (at most {FUSED_COARSE_THREADS}) and N ({n}) rows "
                 f"fit shared memory")
     regions, keep = width // (P * R), R - S
-    for name, tensor, shape in [("dh_rec", dh_rec, (n, hidden)), ("dc", dc, (n, hidden)),
-                                ("c", c, (n, hidden)), ("c_prev", c_prev, (n, hidden))]:
-        expect(tensor, name, torch.float32, shape)
-    expect(grad_out, "grad_out", dtype, (n, hidden))
-    expect(gates, "gates", dtype, (n, width))
-    expect(dnet, "dnet", dtype, (n, width))
+    _expect_cell_tensors(dh_rec, grad_out, dc, gates, c, c_prev, dnet, n, hidden)
     expect(index, "index", torch.int32, (regions, keep))
     expect(slot, "slot", torch.int32, (width // P,))
     expect(energy, "energy", torch.float32, (regions, 2))
