@@ -22,7 +22,6 @@ from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import _loader, pointwise, select
 
 P, R, S = 4, 8, 4
-NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
 
 
 @functools.cache
@@ -39,7 +38,7 @@ def launch_variant(shares, threads, args, n, hidden, dtype):
     import cupy
 
     units = pointwise.fused_coarse_units(P, R)
-    function = variant(shares, NAMES[dtype])
+    function = variant(shares, _loader.DTYPE_NAMES[dtype])
     shared = pointwise.fused_coarse_shared_bytes(n, P, R, dtype, threads, shares)
     if shared > 48 * 1024:
         function.max_dynamic_shared_size_bytes = shared
@@ -84,7 +83,7 @@ def main():
             index = torch.empty(regions, keep, device="cuda", dtype=torch.int32)
             slot = torch.empty(width // P, device="cuda", dtype=torch.int32)
             energy = torch.empty(regions, 2, device="cuda")
-            row = {"shape": name, "dtype": NAMES[dtype], "us": {}}
+            row = {"shape": name, "dtype": _loader.DTYPE_NAMES[dtype], "us": {}}
 
             def unfused():
                 pointwise.backward_step(dh, grad, dc, gates, c, c_prev, dnet, partial, P, 8,
@@ -112,7 +111,7 @@ def main():
                     row["us"][key] = us if same else float("nan")
             results.append(row)
             best = min((v, k) for k, v in row["us"].items() if k.startswith("fused s"))
-            print(f"{name:5} {NAMES[dtype]:8} cell+norms {row['us']['cell step + norms']:6.1f}"
+            print(f"{name:5} {row['dtype']:8} cell+norms {row['us']['cell step + norms']:6.1f}"
                   f" us, +coarse_select {row['us']['cell step + coarse_select']:6.1f} us, fused "
                   f"{row['us']['fused (shipped)']:6.1f} us, best {best[0]:6.1f} us ({best[1]})",
                   flush=True)
