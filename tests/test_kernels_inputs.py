@@ -123,6 +123,19 @@ def test_gather_mm_refuses_split_k_into_bfloat16():
                            torch.zeros(64, 8, dtype=torch.bfloat16), split_k=2)
 
 
+def test_keep_all_wgrad_writes_bfloat16_only_where_no_blocks_split_the_steps():
+    # xl's dW: 512 blocks of 128 x 256, more than one wave; nmt's: 64 of 128 x 128, split
+    assert products.keep_all_out_dtype(torch.bfloat16, 8192, 2048, 35) == torch.bfloat16
+    assert products.keep_all_out_dtype(torch.bfloat16, 2048, 512, 50) == torch.float32
+    assert products.keep_all_out_dtype(torch.float32, 8192, 2048, 35) == torch.float32
+
+
+def test_keep_all_wgrad_refuses_bfloat16_out_where_blocks_split_the_steps():
+    values, x = (torch.zeros(12 * 64, width, dtype=torch.bfloat16) for width in (256, 128))
+    with pytest.raises(ConfigError, match="out must be float32"):
+        products.keep_all_wgrad(values, x, 12, torch.zeros(256, 128, dtype=torch.bfloat16))
+
+
 def test_region_wgrad_refuses_regions_too_large_for_shared_memory():
     with pytest.raises(ConfigError, match="exceed the shared-memory"):
         products.region_wgrad(torch.zeros(64, 128), torch.zeros(64, 8),

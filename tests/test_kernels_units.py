@@ -393,6 +393,26 @@ def test_region_wgrad_adds_each_step_into_the_kept_rows(dtype, R, S, steps, n, P
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("tiles", ["128x128", "128x256"])
+@pytest.mark.parametrize("kc,features", [(256, 192), (136, 72)])  # 136 x 72: ragged tiles
+def test_keep_all_wgrad_writes_bfloat16_as_its_float32_sum_rounded(tiles, kc, features,
+                                                                   monkeypatch):
+    if not products.keep_all_on_tma(torch.bfloat16, torch.device("cuda")):
+        pytest.skip("the copy-engine-fed weight gradient needs sm_90")
+    monkeypatch.setattr(products, "WIDE_LEAST_BLOCKS", 0 if tiles.endswith("256") else 10**9)
+    steps, n = 3, 64  # fewer than 2 * WGRAD_LEAST_STEPS: the steps are never split
+    assert products.keep_all_out_dtype(torch.bfloat16, kc, features, steps) == torch.bfloat16
+    values = randn(steps * n, kc, dtype=torch.bfloat16)
+    x = randn(steps * n, features, dtype=torch.bfloat16)
+    out, out_float32 = poisoned(kc, features, dtype=torch.bfloat16), poisoned(kc, features)
+    products.keep_all_wgrad(values, x, steps, out)
+    products.keep_all_wgrad(values, x, steps, out_float32)
+    expected = sum(values[t * n:(t + 1) * n].double().t() @ x[t * n:(t + 1) * n].double()
+                   for t in range(steps))
+    assert relative_error(out, expected) < PRODUCT_TOLERANCE[torch.bfloat16]
+    assert torch.equal(out, out_float32.to(torch.bfloat16))  # what a conversion after gives
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows,columns", [(4480, 1024), (33, 70), (1, 5)])  # ragged tiles
 def test_transposed_swaps_rows_and_columns(dtype, rows, columns):

@@ -177,28 +177,12 @@ class _Loop:
         zeroed, where they run on the copy-engine-fed kernel, else masked where they can;
         float32 on tf32 wgmma: dx too (it reads no index). The three products run on side
         streams (parallel branches of a captured graph), so each one's last partial wave of
-        blocks overlaps the others', and so do the conversions of their results to the
-        layer's dtype and `summary(out)`, which writes the step summary (3 float64) into out
+        blocks overlaps the others', and so do the conversions to the layer's dtype of the
+        results formed in float32 (the weight gradients where their kernel writes bf16 are
+        not) and `summary(out)`, which writes the step summary (3 float64) into out
         (LayerGrads.step_summary)."""
         s, dtype, device = self.s, self.s.x.dtype, self.s.x.device
         x, h_prev = s.x.reshape(-1, s.x.shape[2]), self.h_prev()
-        # allocated on the current stream, before any side stream writes them (a side stream's
-        # own allocation could be handed to its next work while the caller still reads it)
-        d_x = torch.empty(x.shape, device=device, dtype=dtype)
-        d_w_ih = torch.empty(self.width, x.shape[1], device=device)
-        d_w_hh = torch.empty(self.width, self.hidden, device=device)
-        columns = torch.empty(self.steps, self.width, device=device)
-        column_sums = torch.empty(self.width, device=device)
-        results = {name: like if dtype == like.dtype else torch.empty_like(like, dtype=dtype)
-                   for name, like in (("d_w_ih", d_w_ih), ("d_w_hh", d_w_hh),
-                                      ("d_bias", column_sums))}
-        summary_out = (None if summary is None
-                       else torch.empty(3, device=device, dtype=torch.float64))
-
-        def convert(name: str, source: torch.Tensor) -> None:
-            if results[name] is not source:
-                results[name].copy_(source)
-
         # Every slice kept (S = 0): compact column k is gate column k in every step, so dx may
         # read W_ih in runs of 64 rows (whole tiles of the copy-engine-fed kernel).
         dx_index, dx_slice = ((self.dense_index(DENSE_ROWS)[0], DENSE_ROWS) if S == 0
@@ -210,6 +194,31 @@ class _Loop:
         whole = dnet if dnet is not None else values if S == 0 else None
         as_dense = whole is not None and products.keep_all_on_tma(dtype, device)
         whole_dx = as_dense and products.kmajor_on_tma(dtype, device)
+
+        def weight_gradient_dtype(features: int) -> torch.dtype:
+            """The layer's where the kernel can write it (no conversion after), else float32."""
+            return (products.keep_all_out_dtype(dtype, self.width, features, self.steps)
+                    if as_dense else torch.float32)
+
+        # allocated on the current stream, before any side stream writes them (a side stream's
+        # own allocation could be handed to its next work while the caller still reads it)
+        d_x = torch.empty(x.shape, device=device, dtype=dtype)
+        d_w_ih = torch.empty(self.width, x.shape[1], device=device,
+                             dtype=weight_gradient_dtype(x.shape[1]))
+        d_w_hh = torch.empty(self.width, self.hidden, device=device,
+                             dtype=weight_gradient_dtype(self.hidden))
+        columns = torch.empty(self.steps, self.width, device=device)
+        column_sums = torch.empty(self.width, device=device)
+        results = {name: like if dtype == like.dtype else torch.empty_like(like, dtype=dtype)
+                   for name, like in (("d_w_ih", d_w_ih), ("d_w_hh", d_w_hh),
+                                      ("d_bias", column_sums))}
+        summary_out = (None if summary is None
+                       else torch.empty(3, device=device, dtype=torch.float64))
+
+        def convert(name: str, source: torch.Tensor) -> None:
+            if results[name] is not source:  # formed in float32
+                results[name].copy_(source)
+
         if as_dense:
             zeroed, ready, source = torch.cuda.Event(), torch.cuda.Event(), []
 
@@ -261,10 +270,11 @@ class _Loop:
             side.wait_stream(main)
             with torch.cuda.stream(side):
                 work()
+        d_h0, d_c0 = self.dh.to(dtype), self.dc.to(dtype)  # beside the branches
         for side in sides:
             main.wait_stream(side)
-        return LayerGrads(d_x, self.dh.to(dtype), self.dc.to(dtype), results["d_w_ih"],
-                          results["d_w_hh"], results["d_bias"], summary_out)
+        return LayerGrads(d_x, d_h0, d_c0, results["d_w_ih"], results["d_w_hh"],
+                          results["d_bias"], summary_out)
 
     def dense_index(self, P: int = DENSE_SLICE) -> tuple[torch.Tensor, torch.Tensor]:
         """Every slice of P columns kept in every step: (index, slot), both the identity."""

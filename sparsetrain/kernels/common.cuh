@@ -223,6 +223,16 @@ __device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
     return rank;
 }
 
+// A group's (kept, total) squared norm into energy[0], energy[1], the norms summed in order
+// (selections that keep alike must report alike: select.cu's fine and pointwise.cu's coarse).
+__device__ __forceinline__ void write_energy(const float* norm, const int* kept, int count,
+                                             float* energy) {
+    float total = 0.f, part = 0.f;
+    for (int q = 0; q < count; ++q) { total += norm[q]; part += kept[q] ? norm[q] : 0.f; }
+    energy[0] = part;
+    energy[1] = total;
+}
+
 // The coarse selection made inside the per-step product (gather_mm with a StepSelection):
 // each region keeps its `keep` slices of largest squared norm (the sum over the cell step's
 // row chunks of partial[chunk][slice], added in chunk order, so every block that decides a

@@ -509,10 +509,12 @@ __device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Loa
 // of x_t, from 3-d maps (columns, N, steps), so a tile never reads past its step). Where
 // cp.async's loads cost every thread ~20 instructions per 16 bytes, a tile here costs one
 // thread 2 + BN / 64 copies. Same grid and step split as region_wgrad_hopper's keep_all;
-// dynamic shared memory: the ring's barriers (RING_BYTES), then the stages.
-template <int HALVES, int STAGES>
+// dynamic shared memory: the ring's barriers (RING_BYTES), then the stages. dW in bf16 only
+// where the steps are not split (each tile written once, by one block): the layer's dtype
+// straight from the accumulators, with no float32 dW to convert after.
+template <int HALVES, int STAGES, typename OutT>
 __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap& x_map,
-                                   int steps, int N, int F, int Kc, float* dW) {
+                                   int steps, int N, int F, int Kc, OutT* dW) {
     constexpr int BM = 128, BN = 128 * HALVES, BK = 64;
     constexpr int STAGE = BK * BM + BK * BN;
     extern __shared__ __align__(1024) unsigned char shared_bytes[];
@@ -552,15 +554,17 @@ __device__ void keep_all_wgrad_tma(const TensorMap& values_map, const TensorMap&
     if (tiles == 0) return;  // a step split with no steps: nothing to add
     store_two_warpgroup_tile<HALVES>(d, dW, m0, n0, Kc, F, gridDim.z > 1);
 }
-#define KEEP_ALL_TMA_ENTRY(NAME, HALVES, STAGES)                                                \
+#define KEEP_ALL_TMA_ENTRY(NAME, OutT, HALVES, STAGES)                                          \
     extern "C" __global__ void __launch_bounds__(288, 1) NAME(                                 \
         const __grid_constant__ TensorMap values_map, const __grid_constant__ TensorMap x_map, \
-        int steps, int N, int F, int Kc, float* dW) {                                          \
-        keep_all_wgrad_tma<HALVES, STAGES>(values_map, x_map, steps, N, F, Kc, dW);             \
+        int steps, int N, int F, int Kc, OutT* dW) {                                           \
+        keep_all_wgrad_tma<HALVES, STAGES, OutT>(values_map, x_map, steps, N, F, Kc, dW);       \
     }
 // 128 x 128 tiles in six stages, or 128 x 256 in four (192 KB either way).
-KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16, 1, 6)
-KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16, 2, 4)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16_out_float32, float, 1, 6)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16_out_bfloat16, bf16, 1, 6)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16_out_float32, float, 2, 4)
+KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4)
 
 // gather_mm's product (out = A . B[kept rows], as gather_mm_hopper without SELECT) fed by the
 // copy engine, for P dividing 64: A's tile is one box of 128 rows x 64 k; B's, for each slice

@@ -253,15 +253,7 @@ __device__ void backward_step_coarse(float* __restrict__ dh_rec, const T* __rest
         int region = global / R, to = region * keep + position;
         slot[global] = kept[q] ? to : -1;
         if (kept[q]) index[to] = global;
-        if (q == first) {
-            float part = 0.f, total = 0.f;
-            for (int r = first; r < first + R; ++r) {
-                total += norm[r];
-                part += kept[r] ? norm[r] : 0.f;
-            }
-            energy[2 * region] = part;
-            energy[2 * region + 1] = total;
-        }
+        if (q == first) write_energy(norm + first, kept + first, R, energy + 2 * region);
     }
     for (int r = ty; r < rows; r += lines) {
         T* drow = dnet + (size_t)(first_row + r) * 4 * H + j;

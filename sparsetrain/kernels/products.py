@@ -377,10 +377,23 @@ def keep_all_source(values: torch.Tensor) -> torch.Tensor:
     return transposed(values) if values.dtype == torch.float32 else values
 
 
+def keep_all_out_dtype(dtype: torch.dtype, kc: int, features: int, steps: int) -> torch.dtype:
+    """The dtype keep_all_wgrad may write a (Kc, F) out in, for values of `dtype`: bf16 where
+    its blocks do not split the steps (each writes its tile once, rounded from the float32
+    sum as a later conversion would round it), else float32 (the splits add into out)."""
+    if dtype == torch.float32:
+        return torch.float32
+    tiles = _wide_where_filled(kc, features, TMA_WIDE_TILES, TMA_TILES)
+    grid, _, _ = wgrad_geometry(dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
+                                "keep_all")
+    return dtype if grid[2] == 1 else torch.float32
+
+
 def keep_all_wgrad(source: torch.Tensor, x: torch.Tensor, steps: int,
                    out: torch.Tensor) -> None:
-    """out (Kc, F) float32 = sum over steps of s_t^T x_t, every slice kept, on a copy-engine-
-    fed kernel (where keep_all_on_tma); source = keep_all_source(values), x (steps*N, F)."""
+    """out (Kc, F) = sum over steps of s_t^T x_t, every slice kept, on a copy-engine-fed
+    kernel (where keep_all_on_tma); source = keep_all_source(values), x (steps*N, F); out
+    float32, or bf16 where keep_all_out_dtype allows."""
     if source.dtype == torch.float32:
         kmajor_mm(source, transposed(x), out)
     else:
@@ -442,11 +455,17 @@ def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.
     grid, _, _ = wgrad_geometry(values.dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
                                 "keep_all")
     shared = _tma_shared_bytes(tiles, values.element_size())
+    allowed = {torch.float32, keep_all_out_dtype(values.dtype, kc, features, steps)}
+    expect_rule(out.dtype in allowed, f"keep_all_wgrad: out must be "
+                f"{' or '.join(sorted(DTYPE_NAMES[d] for d in allowed))} (bf16 only where "
+                f"the steps are not split between blocks, which add into out), got {out.dtype}")
+    expect(out, "out", out.dtype, (kc, features))
     if grid[2] > 1:
         out.zero_()
     values_map = _tensor_maps.tiled(values.view(steps, batch, kc), TMA_BOX)
     x_map = _tensor_maps.tiled(x.view(steps, batch, features), TMA_BOX)
-    launch("hopper", f"keep_all_wgrad_tma{_wide(tiles)}_bfloat16", grid, (TMA_THREADS,),
+    launch("hopper", f"keep_all_wgrad_tma{_wide(tiles)}_bfloat16_out_{DTYPE_NAMES[out.dtype]}",
+           grid, (TMA_THREADS,),
            (values_map, x_map, steps, batch, features, kc, out), shared_mem=shared)
 
 

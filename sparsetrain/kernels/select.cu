@@ -26,13 +26,6 @@ __device__ void choose(const float* norm, int count, int keep, int* kept, int* o
     __syncthreads();
 }
 
-__device__ void write_energy(const float* norm, const int* kept, int count, float* energy) {
-    float total = 0.f, part = 0.f;
-    for (int q = 0; q < count; ++q) { total += norm[q]; part += kept[q] ? norm[q] : 0.f; }
-    energy[0] = part;
-    energy[1] = total;
-}
-
 // Fine: norms [C][B] (B = N/My row blocks); slice c = blockIdx.x is columns c*Mx .. c*Mx+Mx-1.
 // Writes index[c*(B-K) + pos] (row-block number), values [C][B-K][My][Mx], energy[c] =
 // (kept, total), and zeroes the dropped blocks in dnet (the products then run on dnet as it
