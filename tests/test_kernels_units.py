@@ -473,22 +473,26 @@ def test_masked_wgrad_sums_only_the_kept_slices_of_dnet(P, steps, n, dtype, kern
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_step_column_sums_scatter_kept_columns_and_zero_the_rest(dtype):
-    steps, n, P, width, kept_slices = 2, 48, 4, 64, 9
+@pytest.mark.parametrize("P", [4, 8])
+# 37 kept slices: whole blocks of 128 compact columns, then a ragged one
+@pytest.mark.parametrize("kept_slices", [9, 37])
+def test_step_column_sums_scatter_kept_columns_and_zero_the_rest(dtype, P, kept_slices):
+    steps, n, width = 2, 48, 64 * P
     values = randn(steps * n, kept_slices * P, dtype=dtype)
-    slot = torch.full((steps, width // P), -1, dtype=torch.int32, device="cuda")
+    slot = torch.full((steps, width // P), -1, dtype=torch.int32)
     for t in range(steps):
         chosen = torch.randperm(width // P)[:kept_slices].sort().values
-        slot[t, chosen] = torch.arange(kept_slices, dtype=torch.int32, device="cuda")
+        slot[t, chosen] = torch.arange(kept_slices, dtype=torch.int32)
+    index = torch.stack([(slot[t] >= 0).nonzero().flatten() for t in range(steps)]).int()
     out = poisoned(steps, width)
-    products.step_column_sums(values, slot, P, steps, out)
-    expected = torch.zeros(steps, width, dtype=torch.float64, device="cuda")
+    products.step_column_sums(values, index.cuda(), P, width, out)
+    expected = torch.zeros(steps, width, dtype=torch.float64)
     for t in range(steps):
         for col in range(width):
             q = slot[t, col // P].item()
             if q >= 0:
                 expected[t, col] = values[t * n:(t + 1) * n, q * P + col % P].double().sum()
-    assert relative_error(out, expected) < 1e-5
+    assert relative_error(out.cpu(), expected) < 1e-5
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -229,7 +229,7 @@ class _Loop:
                 products.kmajor_mm(whole, w_ih_t, d_x)
             else:
                 products.gather_mm(values, s.w_ih, dx_index, dx_slice, self.batch, d_x)
-            products.step_column_sums(values, slot, P, self.steps, columns)
+            products.step_column_sums(values, index, P, self.width, columns)
             torch.sum(columns, 0, out=column_sums)
             convert("d_bias", column_sums)
 

@@ -28,6 +28,16 @@ template <typename T> __device__ __forceinline__ typename Vec4<T>::type zero4() 
     memset(&v, 0, sizeof(v));
     return v;
 }
+__device__ __forceinline__ void load4_floats(const float* p, float v[4]) {
+    float4 x = load4(p);
+    v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+}
+__device__ __forceinline__ void load4_floats(const bf16* p, float v[4]) {
+    uint2 x = load4(p);
+    float2 low = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&x.x));
+    float2 high = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&x.y));
+    v[0] = low.x; v[1] = low.y; v[2] = high.x; v[3] = high.y;
+}
 
 // One warp-wide tensor-core step C(16x8, fp32) += A(16xK) B(Kx8), operands from shared memory.
 // Fragment layouts are PTX's (g = lane / 4 picks the row of A / column of B, t = lane % 4 the

@@ -306,23 +306,35 @@ __device__ void region_wgrad(const T* vals, const T* X, const int* index, int P,
 }
 
 // Per-step column sums of compact values scattered to their gate columns:
-// out[s][col] = sum_n s_t[n][col] (0 for dropped columns). Block: 32 columns x 8 row lanes.
+// out[s][index[s][k / P] * P + k % P] = sum_n s_t[n][k] for each compact column k (out holds
+// zeros first: dropped columns stay 0). A thread sums 4 adjacent compact columns (one slice
+// row, as 4 | P) over every 8th row, so a warp reads 128 whole columns of each row; block:
+// 32 x 8 threads, the 8 row lanes added in a fixed order.
 template <typename T>
-__device__ void step_column_sums(const T* vals, const int* slot, int P, int N, int Kc, int cols,
-                                 float* out) {
-    __shared__ float part[8][33];
-    int col = blockIdx.x * 32 + threadIdx.x, s = blockIdx.y;
-    int q = col < cols ? slot[(size_t)s * (cols / P) + col / P] : -1;
-    float sum = 0.f;
-    if (q >= 0) {
-        const T* v = vals + (size_t)s * N * Kc + q * P + col % P;
-        for (int n = threadIdx.y; n < N; n += 8) sum += to_f(v[(size_t)n * Kc]);
+__device__ void step_column_sums(const T* vals, const int* index, int P, int N, int Kc,
+                                 int cols, float* out) {
+    __shared__ float part[8][4 * 32 + 1];
+    int k = 4 * (blockIdx.x * 32 + threadIdx.x), s = blockIdx.y;
+    float sum[4] = {0.f, 0.f, 0.f, 0.f};
+    if (k < Kc) {
+        const T* v = vals + (size_t)s * N * Kc + k;
+#pragma unroll 4
+        for (int n = threadIdx.y; n < N; n += 8) {
+            float row[4];
+            load4_floats(v + (size_t)n * Kc, row);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) sum[i] += row[i];
+        }
     }
-    part[threadIdx.y][threadIdx.x] = sum;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) part[threadIdx.y][4 * threadIdx.x + i] = sum[i];
     __syncthreads();
-    if (threadIdx.y == 0 && col < cols) {
-        for (int r = 1; r < 8; ++r) sum += part[r][threadIdx.x];
-        out[(size_t)s * cols + col] = sum;
+    int column = threadIdx.y * 32 + threadIdx.x;  // of the block's 128: one a thread to write
+    k = 4 * blockIdx.x * 32 + column;
+    if (threadIdx.y < 4 && k < Kc) {
+        float total = part[0][column];
+        for (int r = 1; r < 8; ++r) total += part[r][column];
+        out[(size_t)s * cols + index[(size_t)s * (Kc / P) + k / P] * P + k % P] = total;
     }
 }
 
@@ -377,9 +389,9 @@ WGRAD_ENTRY(region_wgrad_masked_float32, float, WgradKeepAllTiles, MASKED)
 WGRAD_ENTRY(region_wgrad_masked_bfloat16, bf16, WgradKeepAllTiles, MASKED)
 
 #define COLSUM_ENTRY(NAME, T)                                                                  \
-    extern "C" __global__ void NAME(const T* vals, const int* slot, int P, int N, int Kc,       \
+    extern "C" __global__ void NAME(const T* vals, const int* index, int P, int N, int Kc,      \
                                     int cols, float* out) {                                    \
-        step_column_sums<T>(vals, slot, P, N, Kc, cols, out);                                   \
+        step_column_sums<T>(vals, index, P, N, Kc, cols, out);                                  \
     }
 COLSUM_ENTRY(step_column_sums_float32, float)
 COLSUM_ENTRY(step_column_sums_bfloat16, bf16)

@@ -589,16 +589,20 @@ def masked_wgrad(dnet: torch.Tensor, x: torch.Tensor, slot: torch.Tensor, P: int
             slices_per_block, out), shared_mem=shared)
 
 
-def step_column_sums(values: torch.Tensor, slot: torch.Tensor, P: int, steps: int,
+def step_column_sums(values: torch.Tensor, index: torch.Tensor, P: int, width: int,
                      out: torch.Tensor) -> None:
-    """out (steps, 4H) float32: per step, the column sums of s_t at the gate columns;
-    slot (steps, 4H/P) gives each slice's compact position or -1 (dropped)."""
+    """out (steps, width) float32: per step, the column sums of s_t at the gate columns (0 at
+    the dropped ones); values (steps*N, Kc), index (steps, Kc/P) each compact slice's global
+    slice number."""
     expect_kernel_dtype(values.dtype, "values")
     rows, kc = values.shape
-    expect_rule(steps > 0 and rows % steps == 0, f"step_column_sums: {steps} steps must divide {rows}")
-    width = slot.shape[1] * P if slot.dim() == 2 else -1
+    steps = index.shape[0] if index.dim() == 2 else -1
+    expect_rule(steps > 0 and rows % steps == 0 and P % 4 == 0 and kc % P == 0,
+                f"step_column_sums: need steps ({steps}) dividing {rows} rows and 4 | P ({P}) "
+                f"dividing Kc ({kc})")
     expect(values, "values", values.dtype)
-    expect(slot, "slot", torch.int32, (steps, width // P))
+    expect(index, "index", torch.int32, (steps, kc // P))
     expect(out, "out", torch.float32, (steps, width))
+    out.zero_()
     launch("products", f"step_column_sums_{DTYPE_NAMES[values.dtype]}",
-           (-(-width // 32), steps), (32, 8), (values, slot, P, rows // steps, kc, width, out))
+           (-(-kc // 128), steps), (32, 8), (values, index, P, rows // steps, kc, width, out))
