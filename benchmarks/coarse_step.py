@@ -24,29 +24,19 @@ from sparsetrain.kernels import _loader, pointwise, select
 P, R, S = 4, 8, 4
 
 
-@functools.cache
+@functools.cache  # source_text reads the files
 def variant(shares: int, dtype_name: str):
-    import cupy
-
     text = _loader.source_text("pointwise").replace(
         f"#define ROW_SHARES {pointwise.FUSED_COARSE_ROW_SHARES}", f"#define ROW_SHARES {shares}")
-    module = cupy.RawModule(code=text, options=_loader.NVRTC_OPTIONS)
-    return module.get_function(f"lstm_backward_step_coarse_{dtype_name}")
+    return _loader.variant_kernel("pointwise", text, f"lstm_backward_step_coarse_{dtype_name}")
 
 
 def launch_variant(shares, threads, args, n, hidden, dtype):
-    import cupy
-
     units = pointwise.fused_coarse_units(P, R)
     function = variant(shares, _loader.DTYPE_NAMES[dtype])
     shared = pointwise.fused_coarse_shared_bytes(n, P, R, dtype, threads, shares)
-    if shared > 48 * 1024:
-        function.max_dynamic_shared_size_bytes = shared
-    pointers = [_loader._argument(a) for a in args]  # as every launch passes them
-    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-    with stream:
-        function((hidden // units, shares), (units, threads // units), tuple(pointers),
-                 shared_mem=shared)
+    _loader.launch_function(function, (hidden // units, shares), (units, threads // units), args,
+                            shared)
 
 
 def once(name):

@@ -5,12 +5,13 @@ entry, bf16 out, over all T*N rows, index per step), at xl and large, bf16.
 
 A variant is (WGS, WG_N, STAGES, BLOCKS): WGS x WG_N warpgroups of 64 x 128 (tile 64 WGS x
 128 WG_N), STAGES tiles in flight, registers capped for BLOCKS blocks an SM. The shipped
-entries are (2, 1, 3, 2). The variants' entries are compiled into the hopper module for this
-process only.
+entries are (2, 1, 3, 2). The variants' entries are compiled after hopper.cu's text, as a
+variant of that module (_loader.variant_kernel).
 
 Usage: python3 benchmarks/gather_variants.py [shape ...]   (default: xl large)
 Writes $OUT/gather_variants.json (or benchmarks/results/).
 """
+import functools
 import json
 import os
 import pathlib
@@ -54,9 +55,10 @@ extern "C" __global__ void __launch_bounds__({128 * wgs * wg_n}, {blocks})
     return "\n".join(text)
 
 
-def _install() -> None:
-    shipped = _loader.source_text
-    _loader.source_text = lambda name: shipped(name) + (_entries() if name == "hopper" else "")
+@functools.cache  # source_text reads the files
+def _variant(kind: str, variant: tuple):
+    text = _loader.source_text("hopper") + _entries()
+    return _loader.variant_kernel("hopper", text, _name(kind, variant))
 
 
 def _geometry(variant, m, kc, features, split):
@@ -92,7 +94,7 @@ def step_rows(hidden, batch, split):
                 slot, energy, values)
 
         def work():
-            _loader.launch("hopper", _name("select", variant), grid, block, args, shared)
+            _loader.launch_function(_variant("select", variant), grid, block, args, shared)
 
         work()
         torch.cuda.synchronize()
@@ -127,7 +129,7 @@ def dx_rows(hidden, batch, steps):
         args = (values, w, index, P, batch, out, m, kc, hidden)
 
         def work():
-            _loader.launch("hopper", _name("gather", variant), grid, block, args, shared)
+            _loader.launch_function(_variant("gather", variant), grid, block, args, shared)
 
         work()
         torch.cuda.synchronize()
@@ -140,7 +142,6 @@ def dx_rows(hidden, batch, steps):
 
 def main():
     names = sys.argv[1:] or ["xl", "large"]
-    _install()
     result = {"device": torch.cuda.get_device_name(), "shapes": {}}
     for name in names:
         hidden, batch, steps, _ = SHAPES[name]

@@ -58,14 +58,6 @@ def module_source():
     return "\n".join(lines)
 
 
-def run(function, grid, block, shared, args):
-    if shared > 48 * 1024:
-        function.max_dynamic_shared_size_bytes = shared
-    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-    with stream:
-        function(grid, block, tuple(_loader._argument(a) for a in args), shared_mem=shared)
-
-
 def relative_error(out, expected):
     return ((out.double() - expected).norm() / expected.norm()).item()
 
@@ -119,16 +111,16 @@ def fastest_split(function, tiles, splits, inputs, expected, out_dtype):
             continue
         out = torch.zeros(M, F, device="cuda", dtype=getattr(torch, out_dtype))
         args = (a, b, index, P, group, out, M, kc, F)
-        run(function, grid, block, shared, args)
+        _loader.launch_function(function, grid, block, args, shared)
         error = relative_error(out, expected)
         # The backward's cell step clears the split-K output: no zeroing timed.
-        ms = kernel_ms(lambda: run(function, grid, block, shared, args))
+        ms = kernel_ms(lambda: _loader.launch_function(function, grid, block, args, shared))
         if best is None or ms < best["ms"]:
             best = {"ms": ms, "split": split, "error": error}
     return best
 
 
-def sweep_gather(module, quick):
+def sweep_gather(entry, quick):
     results = []
     for name, dtype, out_dtype, M, kc, width, F, group, splits in gather_problems(quick):
         torch_dtype = getattr(torch, dtype)
@@ -160,7 +152,7 @@ def sweep_gather(module, quick):
         for i, tiles in enumerate(GATHER_CANDIDATES):
             if group % tiles.rows:
                 continue
-            function = module.get_function(f"try{i}_gather_{dtype}_out_{out_dtype}")
+            function = entry(f"try{i}_gather_{dtype}_out_{out_dtype}")
             best = fastest_split(function, tiles, splits, (a, b, index, P, group), expected,
                                  out_dtype)
             if best is None:
@@ -172,7 +164,7 @@ def sweep_gather(module, quick):
     return results
 
 
-def sweep_wgrad(module, quick):
+def sweep_wgrad(entry, quick):
     results = []
     P, R = 4, 8
     for name, dtype, steps, N, S, width, F in wgrad_problems(quick):
@@ -222,14 +214,14 @@ def sweep_wgrad(module, quick):
                 "keep_all" if keep_all else "shared")
             if shared > SHARED_LIMIT:
                 continue
-            function = module.get_function(f"try{i}_wgrad_{'keep_all_' * keep_all}{dtype}")
+            function = entry(f"try{i}_wgrad_{'keep_all_' * keep_all}{dtype}")
             out = torch.zeros(width, F, device="cuda")
             args = (values, x, index, slot, P, R, S, steps, N, F, kc, per_block, out)
 
             def work():
                 if grid[2] > 1:
                     out.zero_()
-                run(function, grid, block, shared, args)
+                _loader.launch_function(function, grid, block, args, shared)
             work()
             error = relative_error(out, expected)
             ms = kernel_ms(work)
@@ -245,9 +237,12 @@ def sweep_wgrad(module, quick):
 def main():
     quick = "--quick" in sys.argv
     source = module_source()
-    module = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS)
-    results = ([] if "--wgrad" in sys.argv else sweep_gather(module, quick)) + sweep_wgrad(
-        module, quick)
+
+    def entry(name):  # the candidates, compiled with products.cu as one variant of it
+        return _loader.variant_kernel("products", source, name)
+
+    results = ([] if "--wgrad" in sys.argv else sweep_gather(entry, quick)) + sweep_wgrad(
+        entry, quick)
     problems = dict.fromkeys(r["problem"] for r in results)
     for problem in problems:
         rows = [r for r in results if r["problem"] == problem]

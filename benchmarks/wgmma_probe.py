@@ -61,14 +61,11 @@ def check_hopper_b_strides():
     tiles = products.HOPPER_TILES
     grid, block, shared = products.gather_geometry(torch.bfloat16, M, kc, F, P, 1, tiles)
     for name, source in variants.items():
-        function = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS
-                                  + _loader.MODULE_OPTIONS["hopper"]).get_function(
-            "gather_mm_hopper_bfloat16_out_bfloat16")
-        function.max_dynamic_shared_size_bytes = shared
+        function = _loader.variant_kernel("hopper", source,
+                                          "gather_mm_hopper_bfloat16_out_bfloat16")
         out = torch.full((M, F), float("nan"), device="cuda").bfloat16()
-        args = [numpy.uint64(t.data_ptr()) for t in (a, b, index)] + [numpy.int32(P), numpy.int32(128)]
-        args += [numpy.uint64(out.data_ptr())] + [numpy.int32(v) for v in (M, kc, F)]
-        function(grid, block, tuple(args), shared_mem=shared)
+        _loader.launch_function(function, grid, block, (a, b, index, P, 128, out, M, kc, F),
+                                shared)
         torch.cuda.synchronize()
         error = ((out.double() - expected).norm() / expected.norm()).item()
         print(f"hopper B strides {name}: rel error {error:.2e}")
@@ -93,21 +90,12 @@ def time_hopper_stages():
         out = torch.empty(M, F, device="cuda").bfloat16()
         for stages in (3, 4, 5, 6):
             source = shipped.replace(entry, entry.replace("1, 3)", f"1, {stages})"))
-            function = cupy.RawModule(code=source, options=_loader.NVRTC_OPTIONS
-                                      + _loader.MODULE_OPTIONS["hopper"]).get_function(
-                "gather_mm_hopper_bfloat16_out_bfloat16")
+            function = _loader.variant_kernel("hopper", source,
+                                              "gather_mm_hopper_bfloat16_out_bfloat16")
             tiles = dataclasses.replace(products.HOPPER_TILES, stages=stages)
             grid, block, shared = products.gather_geometry(torch.bfloat16, M, kc, F, 4, 1, tiles)
-            function.max_dynamic_shared_size_bytes = shared
-            args = [numpy.uint64(t.data_ptr()) for t in (a, b, index)]
-            args += [numpy.int32(4), numpy.int32(128), numpy.uint64(out.data_ptr())]
-            args += [numpy.int32(v) for v in (M, kc, F)]
-
-            def work():
-                stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-                with stream:
-                    function(grid, block, tuple(args), shared_mem=shared)
-            ms = kernel_ms(work)
+            args = (a, b, index, 4, 128, out, M, kc, F)
+            ms = kernel_ms(lambda: _loader.launch_function(function, grid, block, args, shared))
             print(f"hopper batch {M}x{kc}x{F} stages {stages}: {ms * 1000:.1f} us "
                   f"{2 * M * kc * F / ms / 1e9:.0f} TFLOP/s")
 

@@ -552,7 +552,5 @@ def test_a_compile_error_names_the_cu_file(tmp_path, monkeypatch):
     broken = tmp_path / "broken.cu"
     broken.write_text("extern \"C\" __global__ void f() {\n  this is not C;\n}\n")
     monkeypatch.setattr(_loader, "KERNEL_DIR", tmp_path)
-    _loader._module.cache_clear()
     with pytest.raises(cupy.cuda.compiler.CompileException, match="broken.cu"):
-        _loader._module("broken").get_function("f")
-    _loader._module.cache_clear()
+        _loader.kernel("broken", "f")

@@ -50,16 +50,22 @@ def cupy_available() -> bool:
 
 
 @functools.cache
-def _module(name: str) -> Any:
+def _compiled(module: str, text: str) -> Any:
     import cupy
 
-    return cupy.RawModule(code=source_text(name),
-                          options=NVRTC_OPTIONS + MODULE_OPTIONS.get(name, ()))
+    return cupy.RawModule(code=text, options=NVRTC_OPTIONS + MODULE_OPTIONS.get(module, ()))
 
 
 @functools.cache
 def kernel(module: str, name: str) -> Any:
-    return _module(module).get_function(name)
+    return _compiled(module, source_text(module)).get_function(name)
+
+
+def variant_kernel(module: str, text: str, name: str) -> Any:
+    """Entry `name` of `text`, a variant of `<module>.cu`'s source_text (benchmarks: other
+    tilings or constants), compiled once per process as that module is; run it with
+    launch_function."""
+    return _compiled(module, text).get_function(name)
 
 
 @functools.cache
@@ -89,25 +95,39 @@ def _argument(value: Any) -> Any:
 
 
 DEFAULT_SHARED_LIMIT = 48 * 1024
-_shared_limits: dict[tuple[str, str, int], int] = {}
+# (id(function), device) -> (function, bytes opted into); holding the function keeps its id
+# its own
+_shared_limits: dict[tuple[int, int], tuple[Any, int]] = {}
 
 
-def _allow_shared(function: Any, key: tuple[str, str, int], shared_mem: int) -> None:
+def _allow_shared(function: Any, device: int, shared_mem: int) -> None:
     """Past 48 KB a kernel's dynamic shared memory must be opted into, once per function."""
-    if shared_mem > max(DEFAULT_SHARED_LIMIT, _shared_limits.get(key, 0)):
+    key = (id(function), device)
+    if shared_mem > max(DEFAULT_SHARED_LIMIT, _shared_limits.get(key, (None, 0))[1]):
         function.max_dynamic_shared_size_bytes = shared_mem
-        _shared_limits[key] = shared_mem
+        _shared_limits[key] = (function, shared_mem)
 
 
 def launch(module: str, name: str, grid: Sequence[int],
            block: Sequence[int], args: Sequence[Any], shared_mem: int = 0) -> None:
     """Run `name` from `<module>.cu` on torch's current stream."""
     expect_cuda([a for a in args if isinstance(a, torch.Tensor)], name)
+    _run(kernel(module, name), grid, block, args, shared_mem)
+
+
+def launch_function(function: Any, grid: Sequence[int], block: Sequence[int],
+                    args: Sequence[Any], shared_mem: int = 0) -> None:
+    """Run a compiled entry (`kernel`, `variant_kernel`) on torch's current stream."""
+    expect_cuda([a for a in args if isinstance(a, torch.Tensor)], "kernel")
+    _run(function, grid, block, args, shared_mem)
+
+
+def _run(function: Any, grid: Sequence[int], block: Sequence[int], args: Sequence[Any],
+         shared_mem: int) -> None:
     import cupy
 
-    function = kernel(module, name)
     device = torch.cuda.current_device()
-    _allow_shared(function, (module, name, device), shared_mem)
+    _allow_shared(function, device, shared_mem)
     stream = _external_stream(torch.cuda.current_stream().cuda_stream, device)
     with cupy.cuda.Device(device), stream:
         function(tuple(grid), tuple(block), tuple(_argument(a) for a in args),
