@@ -8,6 +8,7 @@ import statistics
 import sys
 
 METHOD_NAMES = {"cudnn": "cuDNN"}
+SHAPE_ORDER = ["large", "xl", "ptb", "nmt"]  # the targets' shapes first; others after, as run
 
 
 def cell(values: list[float], suffix: str = "") -> str:
@@ -24,7 +25,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     order = [(r["shape"], r["dtype"], r["method"], r["sparsity"]) for r in runs[0]]
     shapes = list(dict.fromkeys(key[0] for key in order))
-    for shape in sorted(shapes, key=["large", "xl", "ptb", "nmt"].index):
+    for shape in sorted(shapes, key=lambda name: (SHAPE_ORDER + shapes).index(name)):
         for key in (k for k in order if k[0] == shape):
             rows = [next(r for r in results
                          if (r["shape"], r["dtype"], r["method"], r["sparsity"]) == key)

@@ -383,10 +383,17 @@ def keep_all_out_dtype(dtype: torch.dtype, kc: int, features: int, steps: int) -
     sum as a later conversion would round it), else float32 (the splits add into out)."""
     if dtype == torch.float32:
         return torch.float32
+    _, (_, _, step_splits) = _keep_all_tma_geometry(dtype, kc, features, steps)
+    return dtype if step_splits == 1 else torch.float32
+
+
+def _keep_all_tma_geometry(dtype: torch.dtype, kc: int, features: int,
+                           steps: int) -> tuple[Tiles, tuple[int, int, int]]:
+    """keep_all_wgrad_tma's tiles and grid (column blocks, row blocks, step splits)."""
     tiles = _wide_where_filled(kc, features, TMA_WIDE_TILES, TMA_TILES)
     grid, _, _ = wgrad_geometry(dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
                                 "keep_all")
-    return dtype if grid[2] == 1 else torch.float32
+    return tiles, grid
 
 
 def keep_all_wgrad(source: torch.Tensor, x: torch.Tensor, steps: int,
@@ -451,11 +458,9 @@ def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.
     """region_wgrad with every slice kept, on hopper.cu's keep_all_wgrad_tma."""
     rows, kc = values.shape
     features, batch = x.shape[1], rows // steps
-    tiles = _wide_where_filled(kc, features, TMA_WIDE_TILES, TMA_TILES)
-    grid, _, _ = wgrad_geometry(values.dtype, kc, features, tiles.rows, 1, 1, steps, tiles,
-                                "keep_all")
+    tiles, grid = _keep_all_tma_geometry(values.dtype, kc, features, steps)
     shared = _tma_shared_bytes(tiles, values.element_size())
-    allowed = {torch.float32, keep_all_out_dtype(values.dtype, kc, features, steps)}
+    allowed = {torch.float32, values.dtype if grid[2] == 1 else torch.float32}
     expect_rule(out.dtype in allowed, f"keep_all_wgrad: out must be "
                 f"{' or '.join(sorted(DTYPE_NAMES[d] for d in allowed))} (bf16 only where "
                 f"the steps are not split between blocks, which add into out), got {out.dtype}")
