@@ -554,3 +554,37 @@ def test_a_compile_error_names_the_cu_file(tmp_path, monkeypatch):
     monkeypatch.setattr(_loader, "KERNEL_DIR", tmp_path)
     with pytest.raises(cupy.cuda.compiler.CompileException, match="broken.cu"):
         _loader.kernel("broken", "f")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_step_chain_launched_early_computes_what_plain_launches_do(dtype, monkeypatch):
+    """Each kernel of the chain reads what the one before it wrote (the cell step the product's
+    dh, the product the cell step's dnet): launched early, each must still wait for it."""
+    from sparsetrain.kernels import _loader
+
+    launched_early = []
+    launch = _loader._launch_early
+    monkeypatch.setattr(_loader, "_launch_early",
+                        lambda *args: launched_early.append(1) or launch(*args))
+
+    steps, n, hidden = 12, 256, 1024
+    grad_out, gates = randn(steps, n, hidden, dtype=dtype), randn(steps, n, 4 * hidden, dtype=dtype)
+    cells, w_hh = randn(steps + 1, n, hidden), randn(4 * hidden, hidden, dtype=dtype) / 64
+    rows = torch.arange(4 * hidden // 64, device="cuda", dtype=torch.int32)[None]
+    dh_last, dc_last = randn(n, hidden), randn(n, hidden)
+
+    def chain():
+        dh, dc = dh_last.clone(), dc_last.clone()
+        dnet = poisoned(steps, n, 4 * hidden, dtype=dtype)
+        for t in range(steps - 1, -1, -1):
+            backward_step(dh, grad_out[t], dc, gates[t], cells[t + 1], cells[t], dnet[t],
+                          clear_dh_rec=True)
+            products.gather_mm(dnet[t], w_hh, rows, 64, n, dh)
+        return dh, dc, dnet
+
+    plain = chain()
+    with _loader.early_launches():
+        early = chain()
+    assert len(launched_early) == 2 * steps
+    for name, a, b in zip(("dh", "dc", "dnet"), plain, early):
+        assert torch.equal(a, b), name

@@ -10,13 +10,21 @@ Launches run on torch's current stream, so they order with torch work and are ca
 checked dtype, shape, contiguity and device, and a per-launch DLPack round trip costs several
 microseconds, as much as a small kernel. `to_cupy` gives a zero-copy DLPack view where a CuPy
 array is wanted.
+
+Inside `early_launches()` kernels are launched programmatically dependent on the kernel before
+them (CUDA's programmatic dependent launch, sm_90, through cuLaunchKernelEx: CuPy launches
+without attributes): each may start while that one finishes, so a chain of short dependent
+kernels (the backward's step loop) loses less time between them. Only kernels that call
+common.cuh's wait_for_previous_kernel as it says may be launched so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import pathlib
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -122,16 +130,113 @@ def launch_function(function: Any, grid: Sequence[int], block: Sequence[int],
     _run(function, grid, block, args, shared_mem)
 
 
+# False: early_launches() launches plainly (benchmarks compare the two)
+EARLY_LAUNCH = True
+_early = False
+
+
+@contextlib.contextmanager
+def early_launches() -> Iterator[None]:
+    """Launches in the block start early (programmatic dependent launch) where the device
+    has it; every kernel launched in it must wait_for_previous_kernel."""
+    global _early
+    outer, _early = _early, EARLY_LAUNCH
+    try:
+        yield
+    finally:
+        _early = outer
+
+
+@functools.cache
+def _has_early_launch(device: int) -> bool:
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def _run(function: Any, grid: Sequence[int], block: Sequence[int], args: Sequence[Any],
          shared_mem: int) -> None:
     import cupy
 
     device = torch.cuda.current_device()
     _allow_shared(function, device, shared_mem)
-    stream = _external_stream(torch.cuda.current_stream().cuda_stream, device)
-    with cupy.cuda.Device(device), stream:
-        function(tuple(grid), tuple(block), tuple(_argument(a) for a in args),
-                 shared_mem=shared_mem)
+    arguments = tuple(_argument(a) for a in args)
+    stream = current_stream_pointer(device)
+    with cupy.cuda.Device(device):
+        if _early and _has_early_launch(device):
+            _launch_early(function, grid, block, arguments, shared_mem, stream)
+            return
+        with _external_stream(stream, device):
+            function(tuple(grid), tuple(block), arguments, shared_mem=shared_mem)
+
+
+# cuda.h's CUlaunchAttribute (an id, padding to 8 bytes, a 64-byte value) and CUlaunchConfig
+class _LaunchAttribute(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int), ("pad", ctypes.c_char * 4), ("value", ctypes.c_int * 16)]
+
+
+class _LaunchConfig(ctypes.Structure):
+    _fields_ = [("grid", ctypes.c_uint * 3), ("block", ctypes.c_uint * 3),
+                ("shared_mem", ctypes.c_uint), ("stream", ctypes.c_void_p),
+                ("attributes", ctypes.POINTER(_LaunchAttribute)),
+                ("attribute_count", ctypes.c_uint)]
+
+
+PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+
+
+@functools.cache
+def _driver() -> Any:
+    driver = ctypes.CDLL("libcuda.so.1")
+    driver.cuLaunchKernelEx.restype = ctypes.c_int
+    driver.cuLaunchKernelEx.argtypes = [ctypes.POINTER(_LaunchConfig), ctypes.c_void_p,
+                                        ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
+    return driver
+
+
+def _parameter(value: Any) -> Any:
+    """A kernel argument (as _argument gives it) in memory the driver copies it from."""
+    import numpy
+
+    if isinstance(value, numpy.void):
+        return ctypes.create_string_buffer(value.tobytes(), len(value.tobytes()))
+    return (ctypes.c_uint64 if isinstance(value, numpy.uint64) else ctypes.c_int32)(int(value))
+
+
+def _launch_early(function: Any, grid: Sequence[int], block: Sequence[int],
+                  arguments: Sequence[Any], shared_mem: int, stream: int) -> None:
+    grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
+    attribute = _LaunchAttribute(id=PROGRAMMATIC_STREAM_SERIALIZATION)
+    attribute.value[0] = 1
+    config = _LaunchConfig((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), shared_mem,
+                           stream, ctypes.pointer(attribute), 1)
+    parameters = [_parameter(value) for value in arguments]
+    pointers = (ctypes.c_void_p * max(1, len(parameters)))(
+        *[ctypes.cast(ctypes.pointer(p), ctypes.c_void_p) for p in parameters])
+    handle = function.kernel.ptr  # the RawKernel's CUfunction on the current device
+    status = _driver().cuLaunchKernelEx(ctypes.byref(config), handle, pointers, None)
+    if status != 0:
+        name = ctypes.c_char_p()
+        _driver().cuGetErrorName(status, ctypes.byref(name))
+        raise RuntimeError(f"cuLaunchKernelEx: {(name.value or b'?').decode()} ({status})")
+
+
+def current_stream_pointer(device: int) -> int:
+    """torch's current stream on `device`, as a raw cudaStream_t (without building a Stream
+    object: that costs ~15 us of host time on the lent machines)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw(device) if raw is not None else torch.cuda.current_stream(device).cuda_stream
+
+
+def copy_device(target: torch.Tensor, source: torch.Tensor) -> None:
+    """target[...] = source for two contiguous tensors of one dtype, shape and device, by one
+    cudaMemcpyAsync on the current stream: less host time than Tensor.copy_'s (on the lent
+    machines 15 against 39 us, benchmarks/host_costs.py)."""
+    import cupy
+
+    device = source.device.index
+    cupy.cuda.runtime.memcpyAsync(target.data_ptr(), source.data_ptr(),
+                                  source.numel() * source.element_size(),
+                                  cupy.cuda.runtime.memcpyDeviceToDevice,
+                                  current_stream_pointer(device))
 
 
 def to_cupy(tensor: torch.Tensor) -> Any:

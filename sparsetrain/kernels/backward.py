@@ -1,8 +1,9 @@
 """The backward pass of one layer on the kernels, one plan per method.
 
 Every plan runs the per-step loop t = T-1 .. 0 (fused cell step -> selection -> dh_{t-1} from
-s_t), keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T*N rows, on
-three side streams (parallel branches of the captured graph).
+s_t; its kernels launched early, each while the one before finishes: _loader.early_launches),
+keeps s_t of all steps, then forms dx, dW_ih, dW_hh and db once over all T*N rows, on three
+side streams (parallel branches of the captured graph).
 
     dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
             (float32 on an H100: on tf32 wgmma, which reads W^T, s^T, x^T made once each)
@@ -32,6 +33,7 @@ from typing import Callable
 import torch
 
 from sparsetrain.kernels import products
+from sparsetrain.kernels._loader import early_launches
 from sparsetrain.kernels.pointwise import (backward_step, backward_step_coarse,
                                            fused_coarse_fits, norm_shape)
 from sparsetrain.kernels.select import (coarse_select, fine_select, step_summary,
@@ -292,12 +294,13 @@ def _dense(sparsifier: Sparsifier, loop: _Loop, mask_step=None, summary=None) ->
     dnet = loop.s.x.new_empty(loop.steps, loop.batch, loop.width)
     index, slot = loop.dense_index()
     recur = loop.recur_dense()
-    for t in range(loop.steps - 1, -1, -1):
-        if mask_step is None:
-            loop.cell(t, dnet[t])
-        else:
-            mask_step(t, dnet[t])
-        recur(dnet[t])
+    with early_launches():
+        for t in range(loop.steps - 1, -1, -1):
+            if mask_step is None:
+                loop.cell(t, dnet[t])
+            else:
+                mask_step(t, dnet[t])
+            recur(dnet[t])
     return loop.finish(dnet.reshape(-1, loop.width), index, slot, DENSE_SLICE, DENSE_REGION, 0,
                        summary=summary)
 
@@ -323,21 +326,23 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         # slices zeroed, faster than the indexed mma.sync kernels where the batch fills whole
         # 128-row tiles (benchmarks/NOTES.md v10; at N = 64 the per-step product was slower)
         recur = loop.recur_dense()
-        for t in range(T - 1, -1, -1):
-            if fused:
-                loop.cell_coarse(t, dnet[t], P, R, S, index[t], slot[t], energy[t])
-            else:
-                loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-                coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t])
-            recur(dnet[t])
+        with early_launches():
+            for t in range(T - 1, -1, -1):
+                if fused:
+                    loop.cell_coarse(t, dnet[t], P, R, S, index[t], slot[t], energy[t])
+                else:
+                    loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+                    coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t])
+                recur(dnet[t])
         return loop.finish(dnet.reshape(T * N, -1), *loop.dense_index(), DENSE_SLICE,
                            DENSE_REGION, 0, summary=summary)
     values = loop.s.x.new_empty(T, N, regions * keep * P)
     split = loop.split(values.shape[2])
-    for t in range(T - 1, -1, -1):
-        loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-        loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t], values[t],
-                            energy[t])
+    with early_launches():
+        for t in range(T - 1, -1, -1):
+            loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
+            loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t],
+                                values[t], energy[t])
     return loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
                        dnet.reshape(T * N, -1), summary)
 

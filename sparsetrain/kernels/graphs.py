@@ -21,6 +21,7 @@ with the inputs, when that backward runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import weakref
@@ -31,6 +32,7 @@ import torch
 
 from sparsetrain.kernels import backward as plans
 from sparsetrain.kernels import forward as forward_pass
+from sparsetrain.kernels._loader import copy_device
 from sparsetrain.sparsify import Sparsifier, build
 
 CACHED_GRAPHS = 16
@@ -103,12 +105,16 @@ class Handoff:
                 **{name: getattr(self.captured.outputs, name) for name in HANDED_OUTPUTS}}
 
 
-def _describe(record: Any, names: tuple[str, ...] | None = None) -> tuple:
-    """What a graph of record's fields (those in `names`) depends on: shapes, dtypes, devices."""
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(record))
+def _describe(record: Any) -> tuple:
+    """What a graph of record's fields depends on: shapes, dtypes, devices."""
     return tuple((name, None if (t := getattr(record, name)) is None
-                  else (tuple(t.shape), t.dtype, t.device)) for name in names)
+                  else (tuple(t.shape), t.dtype, t.device))
+                 for name in _field_names(type(record)))
+
+
+@functools.cache
+def _field_names(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record_type))
 
 
 def _copy(record: Any, shared: tuple[str, ...]) -> Any:
@@ -119,8 +125,8 @@ def _copy(record: Any, shared: tuple[str, ...]) -> Any:
 
 
 def _tensors(record: Any) -> list[tuple[str, torch.Tensor]]:
-    return [(f.name, getattr(record, f.name)) for f in dataclasses.fields(record)
-            if isinstance(getattr(record, f.name), torch.Tensor)]
+    return [(name, tensor) for name in _field_names(type(record))
+            if isinstance(tensor := getattr(record, name), torch.Tensor)]
 
 
 def capture(work: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
@@ -148,7 +154,8 @@ def _capture(function: Callable[[Any], Any], inputs: Any, shared: tuple[str, ...
 def _replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
             shared: tuple[str, ...] = ()) -> _Captured:
     """Copies inputs into the graph cached at `key` (captured at the first call) and replays
-    it; a tensor that already is the graph's own (a shared field) is not copied."""
+    it; the shared fields are read where they are, and a tensor that already is the graph's
+    own is not copied."""
     captured = _graphs.get(key)
     if captured is None:
         captured = _capture(function, inputs, shared)
@@ -156,7 +163,8 @@ def _replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
         while len(_graphs) > CACHED_GRAPHS:
             _graphs.popitem(last=False)
     _graphs.move_to_end(key)
-    _copy_into(captured.inputs, dict(_tensors(inputs)))
+    _copy_into(captured.inputs, {name: tensor for name, tensor in _tensors(inputs)
+                                 if name not in shared})
     captured.graph.replay()
     return captured
 
@@ -166,7 +174,12 @@ def _copy_into(record: Any, tensors: dict[str, torch.Tensor]) -> None:
     pairs = [(getattr(record, name), tensor) for name, tensor in tensors.items()
              if getattr(record, name).data_ptr() != tensor.data_ptr()]
     if len(pairs) == 1:
-        pairs[0][0].copy_(pairs[0][1])
+        target, source = pairs[0]
+        if (source.dtype == target.dtype and source.is_contiguous()
+                and target.is_contiguous()):
+            copy_device(target, source)  # the usual backward: d_output alone
+        else:
+            target.copy_(source)
     elif pairs:  # one multi-tensor copy: per-tensor copies cost more host time than device time
         torch._foreach_copy_([target for target, _ in pairs], [source for _, source in pairs])
 
@@ -222,12 +235,16 @@ def run(sparsifier: Sparsifier, state: plans.LayerState,
     if not graphs_enabled():
         grads = plans.run(sparsifier, state)
     else:
-        shared = HANDED if handoff is not None and handoff.captured is not None else ()
-        # The shared fields are the forward graph's (its serial says which): only the others'
-        # shapes tell graphs apart.
-        unshared = tuple(f.name for f in dataclasses.fields(state) if f.name not in shared)
-        key = ("backward", tuple(sorted(sparsifier.spec.items())), _describe(state, unshared),
-               handoff.captured.serial if shared else None)
+        spec = tuple(sorted(sparsifier.spec.items()))
+        if handoff is not None and handoff.captured is not None:
+            # The shared fields are the forward graph's, and its serial says which; it also
+            # fixes d_output's shape and dtype (autograd hands it in the output's) and those of
+            # the last step's gradients, where they come.
+            shared = HANDED
+            key = ("backward", spec, handoff.captured.serial, state.d_h_last is None,
+                   state.d_c_last is None)
+        else:
+            shared, key = (), ("backward", spec, _describe(state))
         grads = replay(key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state,
                        shared)
     plans.record_stats(sparsifier, grads)

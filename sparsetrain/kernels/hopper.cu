@@ -173,6 +173,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     int group_m = group / WG_N, group_n = group % WG_N;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
+    wait_for_previous_kernel();  // the step loop's: A (and the selection) just written
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<BK, SELECT>(idx, selection, P, Kc, first_rows);
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
@@ -248,6 +249,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         wgmma_wait<1>();
     }
     wgmma_wait<0>();
+    let_next_kernel_launch();
     store_wgmma_tile<128>(d, out, m0 + group_m * 64 + warp * 16 + lane / 4,
                           n0 + group_n * 128 + 2 * (lane % 4), M, F, gridDim.z > 1);
 }
@@ -584,6 +586,7 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
     int tid = threadIdx.x, group = tid / 128;
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    wait_for_previous_kernel();  // dense's per-step product: A just written
     const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<BK, false>(idx, StepSelection{}, P, Kc, first_rows);
     int slices_per_tile = BK / P, copies = slices_per_tile * (BN / 64);
@@ -614,7 +617,10 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
                                 tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j,
                                                 BK * 128, 1024));
     };
-    if (!tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load, multiply)) return;
+    bool multiplied = tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load,
+                                                           multiply);
+    let_next_kernel_launch();
+    if (!multiplied) return;
     store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, gridDim.z > 1);
 }
 #define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES, BLOCKS)                                   \
@@ -653,6 +659,7 @@ __device__ void kmajor_mm_tma_tf32(const TensorMap& a_map, const TensorMap& b_ma
     int k_tiles = (K + BK - 1) / BK, per_split = (k_tiles + gridDim.z - 1) / gridDim.z;
     int first_tile = blockIdx.z * per_split;
     int tiles = max(0, min(k_tiles - first_tile, per_split));
+    wait_for_previous_kernel();  // the per-step product of float32: A just written
     float d[HALVES][64];
     auto load = [&](int tile, int stage, int loader, unsigned long long* full) {
         if (loader != 0) return;
@@ -675,8 +682,9 @@ __device__ void kmajor_mm_tma_tf32(const TensorMap& a_map, const TensorMap& b_ma
                                   tile_descriptor(Bs + half * BK * 128 + 8 * j, 16, 1024),
                                   tile > 0 || j > 0);
     };
-    if (!tma_pipeline<STAGES, 256, STAGE * 4>(shared_bytes, tiles, load, multiply)) return;
-    if (tiles == 0) return;  // a split with no k tiles: nothing to add
+    bool multiplied = tma_pipeline<STAGES, 256, STAGE * 4>(shared_bytes, tiles, load, multiply);
+    let_next_kernel_launch();
+    if (!multiplied || tiles == 0) return;  // tiles 0: a split with no k tiles, nothing to add
     store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, add || gridDim.z > 1);
 }
 #define KMAJOR_TMA_ENTRY(NAME, HALVES, STAGES)                                                  \

@@ -76,6 +76,7 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
     int chunk = blockIdx.y;
     int row_end = min(N, (chunk + 1) * rows_per_chunk);
     float sq[4][VEC] = {};
+    wait_for_previous_kernel();
     for (int n = chunk * rows_per_chunk + ty; n < row_end; n += 8) {
         size_t k = (size_t)n * H + j;
         const T* grow = gates + (size_t)n * 4 * H + j;
@@ -114,6 +115,7 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
             }
         }
     }
+    let_next_kernel_launch();
     if (norm_layout == 0) return;
 #pragma unroll
     for (int q = 0; q < 4; ++q)
@@ -197,6 +199,7 @@ __device__ void backward_step_coarse(float* __restrict__ dh_rec, const T* __rest
     int per_share = (N + ROW_SHARES - 1) / ROW_SHARES, first_row = blockIdx.y * per_share;
     int rows = max(0, min(N - first_row, per_share));
     float sq[4] = {};
+    wait_for_previous_kernel();
     // __restrict__ and the unrolling let a row's loads start before the last row's stores
 #pragma unroll 4
     for (int r = ty; r < rows; r += lines) {

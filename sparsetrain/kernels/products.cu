@@ -62,6 +62,7 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
     int m0 = blockIdx.y * C::BM, n0 = blockIdx.x * C::BN;
     int wm = (warp / C::WARPS_N) * C::WM, wn = (warp % C::WARPS_N) * C::WN;
     int* first_rows = reinterpret_cast<int*>(stages + C::STAGES * gather_stage<T, C>());
+    wait_for_previous_kernel();  // the step loop's: A (and the selection) just written
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<C::BK, SELECT>(idx, selection, P, Kc, first_rows);
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
@@ -144,6 +145,7 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
                 for (int nt = 0; nt < C::NT; ++nt) Mma<T>::mma(acc[mt][nt], a[mt], b[nt]);
         }
     }
+    let_next_kernel_launch();
 #pragma unroll
     for (int mt = 0; mt < C::MT; ++mt)
 #pragma unroll

@@ -106,6 +106,7 @@ extern "C" __global__ void step_summary(const float* energy, int steps, int grou
 #define FINE_ENTRY(NAME, T)                                                                  \
     extern "C" __global__ void NAME(const float* norms, T* dnet, int N, int cols, int My,       \
                                     int Mx, int K, int* index, T* values, float* energy) {     \
+        wait_for_previous_kernel();                                                    \
         fine_select<T>(norms, dnet, N, cols, My, Mx, K, index, values, energy);               \
     }
 FINE_ENTRY(fine_select_float32, float)
@@ -168,6 +169,7 @@ __device__ void coarse_select(const float* partial, int chunks, int R, int keep,
     extern "C" __global__ void NAME(const float* partial, int chunks, int R, int keep, int P, \
                                     int regions_per_block, T* dnet, int N, int width,         \
                                     int* index, int* slot, float* energy) {                   \
+        wait_for_previous_kernel();                                                    \
         coarse_select<T>(partial, chunks, R, keep, P, regions_per_block, dnet, N, width,      \
                          index, slot, energy);                                                \
     }
