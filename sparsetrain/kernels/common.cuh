@@ -15,11 +15,12 @@ template <> __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __flo
 // Programmatic dependent launch (_loader.early_launches): a kernel launched early may start
 // while the kernel before it on the stream is still running. It must wait here before it reads
 // what that kernel (or any before it) wrote or writes what they read, and on every path before
-// it exits (so that its completion implies theirs). Loads issued before the wait are waited
-// for too (the cell step measured twice as slow with its inputs loaded first), so it comes
-// first. let_next_kernel_launch lets the next early kernel's blocks launch (they then wait in
-// their turn): called once a block's main work is done, else at its exit. Both are no-ops in
-// a plain launch and before sm_90.
+// it exits (so that its completion implies theirs). It comes first: the cell step with its
+// inputs loaded before it ran twice as slow, even launched plainly (benchmarks/NOTES.md v14).
+// let_next_kernel_launch lets the next early kernel's blocks launch (they then wait in their
+// turn): called once a block's main work is done, else at its exit (right after the wait, the
+// next kernel's waiting blocks slowed large and nmt bf16 by 15%). Both are no-ops in a plain
+// launch and before sm_90.
 __device__ __forceinline__ void wait_for_previous_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
@@ -296,7 +297,6 @@ __device__ __forceinline__ StepSelection step_selection(const float* partial, in
                          first_column ? values : nullptr};
 }
 
-constexpr int NORM_LOADS = 32;  // partial norms a thread has in flight at once
 __device__ void decide_coarse(const StepSelection& selection, int P, int first_slice,
                               int end_slice, int* rows) {
     int R = selection.R, keep = selection.keep, lane = threadIdx.x % 32, member = lane % R;
@@ -308,20 +308,9 @@ __device__ void decide_coarse(const StepSelection& selection, int P, int first_s
         bool real = q < count;  // whole regions are real or not (R divides 32)
         float norm = 0.f;
         if (real) {
-            // every chunk's load in flight before the first add (one memory round trip per
-            // NORM_LOADS chunks: this sum stands before every load of the product), then
-            // added in chunk order
             const float* column = selection.partial + first_region * R + q;
-            for (int c0 = 0; c0 < selection.chunks; c0 += NORM_LOADS) {
-                float loaded[NORM_LOADS];
-#pragma unroll
-                for (int c = 0; c < NORM_LOADS; ++c)
-                    loaded[c] = c0 + c < selection.chunks
-                                    ? column[(size_t)(c0 + c) * selection.slices] : 0.f;
-#pragma unroll
-                for (int c = 0; c < NORM_LOADS; ++c)
-                    if (c0 + c < selection.chunks) norm += loaded[c];
-            }
+#pragma unroll 8
+            for (int c = 0; c < selection.chunks; ++c) norm += column[(size_t)c * selection.slices];
         }
         int rank = 0;
         for (int r = 0; r < R; ++r) {
