@@ -8,6 +8,7 @@ __device__ void forward_step(const T* net, const float* c_prev, T* gates, float*
                              int N, int H) {
     int j = blockIdx.x * 32 + threadIdx.x;
     int n = blockIdx.y * 8 + threadIdx.y;
+    wait_for_previous_kernel();
     if (n >= N || j >= H) return;
     const T* row = net + (size_t)n * 4 * H;
     float i = 1.f / (1.f + expf(-to_f(row[j])));
