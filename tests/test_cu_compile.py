@@ -1,5 +1,6 @@
 """Every .cu kernel source compiles for Hopper (sm_90, or sm_90a where the loader asks for it)
-with nvcc, as NVRTC will see it (CPU only)."""
+with nvcc, as NVRTC will see it, and what the loader hands the driver is laid out as cuda.h
+says (CPU only)."""
 
 import shutil
 import subprocess
@@ -67,3 +68,28 @@ def test_products_tilings_match_their_python_mirrors():
         assert tiles.rows == 64 * groups_m, entry
         assert (f"WGRAD_HOPPER_ENTRY({entry}, {tiles.columns // groups_n}, {groups_m}, "
                 f"{groups_n}, {tiles.stages}, ") in hopper, entry
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+def test_the_early_launch_structures_are_laid_out_as_cuda_h_has_them(tmp_path):
+    import ctypes
+
+    probe = tmp_path / "layout.cu"
+    probe.write_text(
+        "#include <cuda.h>\n#include <cstddef>\n#include <cstdio>\n"
+        "int main() {\n"
+        "  printf(\"%zu %zu %zu %zu %zu %zu %d\\n\", sizeof(CUlaunchAttribute),\n"
+        "         offsetof(CUlaunchAttribute, value), sizeof(CUlaunchConfig),\n"
+        "         offsetof(CUlaunchConfig, hStream), offsetof(CUlaunchConfig, attrs),\n"
+        "         offsetof(CUlaunchConfig, numAttrs),\n"
+        "         (int)CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);\n"
+        "}\n")
+    built = subprocess.run([NVCC, str(probe), "-o", str(tmp_path / "layout")],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    printed = subprocess.run([str(tmp_path / "layout")], capture_output=True, text=True)
+    attribute, config = _loader._LaunchAttribute, _loader._LaunchConfig
+    assert [int(v) for v in printed.stdout.split()] == [
+        ctypes.sizeof(attribute), attribute.value.offset, ctypes.sizeof(config),
+        config.stream.offset, config.attributes.offset, config.attribute_count.offset,
+        _loader.PROGRAMMATIC_STREAM_SERIALIZATION]
