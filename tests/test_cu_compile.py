@@ -93,3 +93,17 @@ def test_the_early_launch_structures_are_laid_out_as_cuda_h_has_them(tmp_path):
         ctypes.sizeof(attribute), attribute.value.offset, ctypes.sizeof(config),
         config.stream.offset, config.attributes.offset, config.attribute_count.offset,
         _loader.PROGRAMMATIC_STREAM_SERIALIZATION]
+
+
+def test_early_launches_hold_only_for_the_thread_that_asked():
+    import threading
+
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(getattr(_loader._launching, "early",
+                                                                False)))
+    with _loader.early_launches():
+        assert _loader._launching.early
+        other.start()
+        other.join()
+    assert seen == [False]
+    assert not _loader._launching.early

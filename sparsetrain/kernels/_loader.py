@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import functools
 import pathlib
+import threading
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -132,19 +133,21 @@ def launch_function(function: Any, grid: Sequence[int], block: Sequence[int],
 
 # False: early_launches() launches plainly (benchmarks compare the two)
 EARLY_LAUNCH = True
-_early = False
+# per thread: autograd runs backwards on a thread of its own, and a kernel another thread
+# launches meanwhile must not start early
+_launching = threading.local()
 
 
 @contextlib.contextmanager
 def early_launches() -> Iterator[None]:
-    """Launches in the block start early (programmatic dependent launch) where the device
-    has it; every kernel launched in it must wait_for_previous_kernel."""
-    global _early
-    outer, _early = _early, EARLY_LAUNCH
+    """This thread's launches in the block start early (programmatic dependent launch) where
+    the device has it; every kernel launched in it must wait_for_previous_kernel."""
+    outer = getattr(_launching, "early", False)
+    _launching.early = EARLY_LAUNCH
     try:
         yield
     finally:
-        _early = outer
+        _launching.early = outer
 
 
 @functools.cache
@@ -161,7 +164,7 @@ def _run(function: Any, grid: Sequence[int], block: Sequence[int], args: Sequenc
     arguments = tuple(_argument(a) for a in args)
     stream = current_stream_pointer(device)
     with cupy.cuda.Device(device):
-        if _early and _has_early_launch(device):
+        if getattr(_launching, "early", False) and _has_early_launch(device):
             _launch_early(function, grid, block, arguments, shared_mem, stream)
             return
         with _external_stream(stream, device):
@@ -197,7 +200,8 @@ def _parameter(value: Any) -> Any:
     import numpy
 
     if isinstance(value, numpy.void):
-        return ctypes.create_string_buffer(value.tobytes(), len(value.tobytes()))
+        data = value.tobytes()
+        return ctypes.create_string_buffer(data, len(data))
     return (ctypes.c_uint64 if isinstance(value, numpy.uint64) else ctypes.c_int32)(int(value))
 
 

@@ -383,8 +383,13 @@ def keep_all_out_dtype(dtype: torch.dtype, kc: int, features: int, steps: int) -
     sum as a later conversion would round it), else float32 (the splits add into out)."""
     if dtype == torch.float32:
         return torch.float32
-    _, (_, _, step_splits) = _keep_all_tma_geometry(dtype, kc, features, steps)
-    return dtype if step_splits == 1 else torch.float32
+    return _keep_all_out(dtype, _keep_all_tma_geometry(dtype, kc, features, steps)[1])
+
+
+def _keep_all_out(dtype: torch.dtype, grid: tuple[int, int, int]) -> torch.dtype:
+    """The narrowest out keep_all_wgrad_tma writes on this grid: bf16 values' dtype where no
+    blocks split the steps (grid[2]), else float32."""
+    return dtype if grid[2] == 1 else torch.float32
 
 
 def _keep_all_tma_geometry(dtype: torch.dtype, kc: int, features: int,
@@ -460,7 +465,7 @@ def _keep_all_tma(values: torch.Tensor, x: torch.Tensor, steps: int, out: torch.
     features, batch = x.shape[1], rows // steps
     tiles, grid = _keep_all_tma_geometry(values.dtype, kc, features, steps)
     shared = _tma_shared_bytes(tiles, values.element_size())
-    allowed = {torch.float32, values.dtype if grid[2] == 1 else torch.float32}
+    allowed = {torch.float32, _keep_all_out(values.dtype, grid)}
     expect_rule(out.dtype in allowed, f"keep_all_wgrad: out must be "
                 f"{' or '.join(sorted(DTYPE_NAMES[d] for d in allowed))} (bf16 only where "
                 f"the steps are not split between blocks, which add into out), got {out.dtype}")
