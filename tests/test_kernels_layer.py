@@ -216,25 +216,97 @@ def randn(*shape):
     return torch.randn(*shape, device="cuda")
 
 
-def test_a_replay_may_be_handed_the_graphs_own_input_copies():
+def _layer_state(T=3, N=64, H=32):
     from sparsetrain.kernels import backward as plans
-    from sparsetrain.kernels import graphs
 
-    T, N, H = 3, 64, 32
-    state = plans.LayerState(
+    return plans.LayerState(
         x=randn(T, N, H), w_ih=randn(4 * H, H), w_hh=randn(4 * H, H),
         hidden=randn(T + 1, N, H), cells=randn(T + 1, N, H),
         gates=torch.rand(T, N, 4 * H, device="cuda"), d_output=randn(T, N, H),
         d_h_last=None, d_c_last=None)
+
+
+def test_a_replay_may_be_handed_the_graphs_own_input_copies():
+    from sparsetrain.kernels import graphs
+
+    state = _layer_state()
     sparsifier = build({"name": "dense"})
+    graphs._graphs.clear()
     first = graphs.run(sparsifier, state)
-    (_, captured), = list(graphs._graphs.items())[-1:]
-    again = graphs.run(sparsifier, captured.inputs)
+    first = {field: getattr(first, field).clone() for field in ("d_x", "d_w_ih", "d_w_hh", "d_h0")}
+    (_, captured), = graphs._graphs.items()
+    again = graphs.run(sparsifier, captured.inputs)  # replays that graph: nobody holds it
+    assert len(graphs._graphs) == 1
     # Not bitwise: the per-step product's split-K partial sums are added in any order, and a
     # last-bit difference in dh can round the next step's tf32 operands the other way (8e-6
     # in d_x seen on H100). Reading the wrong inputs would differ by order one.
     for field in ("d_x", "d_w_ih", "d_w_hh", "d_h0"):
-        assert relative_error(getattr(again, field), getattr(first, field)) < 1e-4, field
+        assert relative_error(getattr(again, field), first[field]) < 1e-4, field
+
+
+GRADIENT_FIELDS = ("d_x", "d_h0", "d_c0", "d_w_ih", "d_w_hh", "d_bias")
+
+
+def _with_output_gradient(state, seed):
+    import dataclasses
+
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    return dataclasses.replace(state, d_output=torch.randn(
+        state.d_output.shape, device="cuda", generator=generator))
+
+
+def test_a_backward_whose_gradients_were_released_replays_into_the_same_buffers():
+    from sparsetrain.kernels import graphs
+
+    graphs._graphs.clear()
+    state, sparsifier = _layer_state(), build(SPECS[1])
+    first = graphs.run(sparsifier, state)
+    addresses = [getattr(first, name).data_ptr() for name in GRADIENT_FIELDS]
+    del first
+    again = graphs.run(sparsifier, _with_output_gradient(state, 1))
+    assert [getattr(again, name).data_ptr() for name in GRADIENT_FIELDS] == addresses
+    assert len(graphs._graphs) == 1
+
+
+def test_gradients_kept_from_a_backward_keep_their_values_through_later_backwards():
+    from sparsetrain.kernels import graphs
+
+    graphs._graphs.clear()
+    state, sparsifier = _layer_state(), build(SPECS[1])
+    kept = graphs.run(sparsifier, state)
+    values = {name: getattr(kept, name).clone() for name in GRADIENT_FIELDS}
+    # the second replays another graph; with both held, the third runs eagerly
+    later = [graphs.run(sparsifier, _with_output_gradient(state, seed)) for seed in (1, 2)]
+    for name in GRADIENT_FIELDS:
+        assert torch.equal(getattr(kept, name), values[name]), name
+        assert not torch.equal(getattr(later[0], name), values[name]), name
+
+
+def test_a_view_of_a_handed_out_gradient_holds_its_buffers():
+    from sparsetrain.kernels import graphs
+
+    graphs._graphs.clear()
+    state, sparsifier = _layer_state(), build(SPECS[1])
+    view = graphs.run(sparsifier, state).d_x.reshape(-1)
+    value = view.clone()
+    graphs.run(sparsifier, _with_output_gradient(state, 1))
+    assert torch.equal(view, value)
+
+
+@pytest.mark.parametrize("spec", [SPECS[0], SPECS[1]], ids=lambda s: s["name"])
+def test_backwards_of_held_graphs_match_their_eager_gradients(spec, monkeypatch):
+    from sparsetrain.kernels import graphs
+
+    graphs._graphs.clear()
+    base, sparsifier = _layer_state(), build(spec)
+    states = [_with_output_gradient(base, seed) for seed in range(4)]
+    replayed = [graphs.run(sparsifier, state) for state in states]  # two graphs, then eager
+    assert len(graphs._graphs) == graphs.GRAPHS_PER_BACKWARD
+    monkeypatch.setenv("SPARSETRAIN_CUDA_GRAPHS", "0")
+    for state, ours in zip(states, replayed):
+        eager = graphs.run(sparsifier, state)
+        for name in GRADIENT_FIELDS:  # split-K adds in any order (see the test above)
+            assert relative_error(getattr(ours, name), getattr(eager, name)) < 1e-4, name
 
 
 def _forward_graphs():

@@ -156,9 +156,10 @@ def time_methods(configurations: list[tuple[str, float]], shape: Shape, dtype: t
     from sparsetrain.kernels import graphs
 
     cached = graphs.CACHED_GRAPHS
-    # Every configuration's graphs (a forward and a backward per layer) stay captured while
-    # the rounds interleave: an evicted graph would be captured again inside a timed call.
-    graphs.CACHED_GRAPHS = max(cached, 2 * len(configurations) * shape.layers + 2)
+    # Every configuration's graphs (per layer a forward and the backward's) stay captured
+    # while the rounds interleave: an evicted graph would be captured again inside a timed call.
+    per_layer = 1 + graphs.GRAPHS_PER_BACKWARD
+    graphs.CACHED_GRAPHS = max(cached, per_layer * len(configurations) * shape.layers + 2)
     try:
         setups = [Configuration(method, level, shape, dtype) for method, level in configurations]
         samples = {kind: _interleaved(setups, kind, warmup, -(-repeats // rounds), rounds)

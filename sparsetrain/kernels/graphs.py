@@ -3,9 +3,8 @@ overhead does not eat the gain.
 
 The first call at a given (pass, method, shapes, dtype) runs once to warm up (module loads,
 cuBLAS handles), then is captured into a graph over private copies of its inputs. Every call
-copies its inputs into those copies, replays the graph and copies the results out into fresh
-tensors. The copies are part of the measured time. Set SPARSETRAIN_CUDA_GRAPHS=0 to run
-eagerly (one launch at a time from Python).
+copies its inputs into those copies and replays the graph. The copies are part of the measured
+time. Set SPARSETRAIN_CUDA_GRAPHS=0 to run eagerly (one launch at a time from Python).
 
 The forward graph reads the weights where they are (the graph is keyed by their addresses):
 parameters keep theirs from step to step, and autograd refuses a backward whose saved weights
@@ -16,12 +15,21 @@ d_output is copied in. The outputs are copied out only when another forward of t
 layer would overwrite them while the first one's backward is still to come (two calls of one
 layer before their backwards, or a graph retained for another backward), and copied back,
 with the inputs, when that backward runs.
+
+The forward's output is copied out of its graph. The backward's gradients are not: they are
+handed out in the graph's buffers, and a graph is replayed only while no tensor but the
+graph's own shares those buffers' storage (the count torch's own cudagraph trees read, in
+torch/_inductor/cudagraph_trees.py). While someone holds them (a leaf's .grad that autograd
+took over, until zero_grad sets it to None; gradients a caller keeps), the backward replays the
+next of GRAPHS_PER_BACKWARD graphs of its key, captured when first needed; with all of them
+held it runs eagerly, into fresh tensors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import itertools
 import os
 import weakref
@@ -42,6 +50,11 @@ HANDED_INPUTS = ("x", "w_ih", "w_hh")
 HANDED_OUTPUTS = ("hidden", "cells", "gates")
 HANDED = HANDED_INPUTS + HANDED_OUTPUTS
 IN_PLACE = ("w_ih", "w_hh")  # ForwardInputs' fields the forward graph reads where they are
+# graphs per backward key, each handing out its own gradients' buffers
+GRAPHS_PER_BACKWARD = 2
+# LayerGrads' fields copied out all the same: the sparsifier keeps its first step summary as
+# its running sum, which would hold the graph's buffers until its statistics are read
+COPIED_OUT = ("step_summary",)
 _serials = itertools.count()
 
 
@@ -56,11 +69,35 @@ class _Captured:
     outputs: Any   # the dataclass the graph writes
     serial: int = dataclasses.field(default_factory=lambda: next(_serials))
     holder: Any = None  # forward graphs: weakref to the Handoff whose values the outputs hold
+    # backward graphs, once first handed out: each handed output's storage (its address, as
+    # torch's use count takes it) and that storage's use count then (the graph's own tensors)
+    handed_storages: tuple[int, ...] = ()
+    handed_uses: tuple[int, ...] | None = None
 
     def live_holder(self) -> "Handoff | None":
         """The Handoff whose values the outputs hold, while a backward can still read them."""
         holder = self.holder() if self.holder is not None else None
         return holder if holder is not None and holder.needed() else None
+
+    def held(self) -> bool:
+        """Whether a tensor handed out still shares the storage of one of the outputs."""
+        return self.handed_uses is not None and any(
+            torch._C._storage_Use_Count(storage) != uses
+            for storage, uses in zip(self.handed_storages, self.handed_uses))
+
+    def hand_out(self) -> Any:
+        """The outputs, as tensors of their own over the graph's buffers (but for those
+        COPIED_OUT, which are fresh). Only while not held()."""
+        handed = {name: tensor for name, tensor in _tensors(self.outputs)
+                  if name not in COPIED_OUT}
+        if self.handed_uses is None:
+            self.handed_storages = tuple(tensor.untyped_storage()._cdata
+                                         for tensor in handed.values())
+            self.handed_uses = tuple(map(torch._C._storage_Use_Count, self.handed_storages))
+        copied = [name for name, _ in _tensors(self.outputs) if name in COPIED_OUT]
+        return dataclasses.replace(
+            self.outputs, **{name: tensor.detach() for name, tensor in handed.items()},
+            **_fresh(self.outputs, copied))
 
 
 class Handoff:
@@ -148,6 +185,9 @@ def _capture(function: Callable[[Any], Any], inputs: Any, shared: tuple[str, ...
     it reads where they are (the weights; another graph's buffers)."""
     inputs = _copy(inputs, shared)
     graph, outputs = capture(lambda: function(inputs))
+    # no garbage of the capture may still hold the outputs: it would be taken for a caller's
+    # hold on a handed-out gradient, or its collection hide one
+    gc.collect()
     return _Captured(graph, inputs, outputs)
 
 
@@ -185,19 +225,24 @@ def _copy_into(record: Any, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def _fresh(record: Any, names: list[str]) -> dict[str, torch.Tensor]:
+    if not names:  # a multi-tensor copy of none is an error
+        return {}
     results = [getattr(record, name) for name in names]
     fresh = [torch.empty_like(tensor) for tensor in results]
     torch._foreach_copy_(fresh, results)
     return dict(zip(names, fresh))
 
 
-def replay(key: tuple, function: Callable[[Any], Any], inputs: Any,
-           shared: tuple[str, ...] = ()) -> Any:
-    """function(inputs), a dataclass of tensors to one of tensors, run as the graph cached at
-    `key`; the result's tensors are fresh."""
-    captured = _replay(key, function, inputs, shared)
-    names = [name for name, _ in _tensors(captured.outputs)]
-    return dataclasses.replace(captured.outputs, **_fresh(captured.outputs, names))
+def _replay_handing_out(key: tuple, function: Callable[[Any], Any], inputs: Any,
+                        shared: tuple[str, ...]) -> Any:
+    """function(inputs) as the first of the GRAPHS_PER_BACKWARD graphs at (*key, i) whose outputs
+    nobody holds (captured when first needed), its outputs handed out; with all of them held,
+    run eagerly."""
+    for instance in range(GRAPHS_PER_BACKWARD):
+        captured = _graphs.get((*key, instance))
+        if captured is None or not captured.held():
+            return _replay((*key, instance), function, inputs, shared).hand_out()
+    return function(inputs)
 
 
 def forward(inputs: forward_pass.ForwardInputs,
@@ -229,7 +274,8 @@ def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
 
 def run(sparsifier: Sparsifier, state: plans.LayerState,
         handoff: Handoff | None = None) -> plans.LayerGrads:
-    """The layer's gradients (fresh tensors) and the sparsifier's statistics recorded. With
+    """The layer's gradients (in a graph, its buffers: see the module's doc) and the
+    sparsifier's statistics recorded. With
     the forward's handoff, state's fields named in HANDED must be its `tensors()` (in a graph,
     the forward graph's buffers, which the backward graph reads where they are)."""
     if not graphs_enabled():
@@ -245,7 +291,7 @@ def run(sparsifier: Sparsifier, state: plans.LayerState,
                    state.d_c_last is None)
         else:
             shared, key = (), ("backward", spec, _describe(state))
-        grads = replay(key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state,
-                       shared)
+        grads = _replay_handing_out(
+            key, lambda inputs: _backward_plan(sparsifier.spec, inputs), state, shared)
     plans.record_stats(sparsifier, grads)
     return grads

@@ -1,0 +1,63 @@
+"""Which graph buffers a backward may overwrite: the storage counts behind
+graphs._Captured.held, on CPU tensors (the counting does not depend on the device)."""
+
+import dataclasses
+
+import torch
+
+from sparsetrain.kernels import graphs
+
+
+@dataclasses.dataclass
+class Outputs:
+    d_x: torch.Tensor
+    d_w_ih: torch.Tensor
+    step_summary: torch.Tensor | None
+
+
+def captured(step_summary=True):
+    outputs = Outputs(torch.randn(6, 4), torch.randn(8, 4),
+                      torch.randn(3) if step_summary else None)
+    return graphs._Captured(graph=None, inputs=None, outputs=outputs)
+
+
+def test_a_graph_never_handed_out_is_not_held():
+    assert not captured().held()
+
+
+def test_handed_out_gradients_hold_the_graph_while_they_live():
+    graph = captured()
+    handed = graph.hand_out()
+    assert graph.held()
+    del handed
+    assert not graph.held()
+
+
+def test_a_view_of_a_handed_out_gradient_holds_the_graph():
+    graph = captured()
+    view = graph.hand_out().d_x.reshape(-1)[2:]
+    assert graph.held()
+    del view
+    assert not graph.held()
+
+
+def test_a_kept_step_summary_does_not_hold_the_graph():
+    graph = captured()
+    summary = graph.hand_out().step_summary
+    assert not graph.held()
+    assert torch.equal(summary, graph.outputs.step_summary)
+    assert summary.data_ptr() != graph.outputs.step_summary.data_ptr()
+
+
+def test_handed_out_gradients_are_the_graphs_buffers():
+    graph = captured()
+    handed = graph.hand_out()
+    assert handed.d_x.data_ptr() == graph.outputs.d_x.data_ptr()
+    assert handed.d_w_ih.data_ptr() == graph.outputs.d_w_ih.data_ptr()
+
+
+def test_gradients_without_a_step_summary_are_handed_out():
+    graph = captured(step_summary=False)  # dense's: every slice kept, nothing to summarize
+    handed = graph.hand_out()
+    assert handed.step_summary is None
+    assert graph.held()
