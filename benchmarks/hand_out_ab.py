@@ -1,5 +1,5 @@
 """The backward's gradients handed out in its graph's buffers (shipped, v15) against copied out
-of them into fresh tensors (v14), side by side in one process: the bench's backward and
+of them into fresh tensors (v14, by one multi-tensor copy), side by side in one process: the bench's backward and
 forward+backward of dense and coarse 50%, the two ways' calls interleaved in rounds.
 
 Usage: python3 benchmarks/hand_out_ab.py [shape ...]   (default: large xl ptb nmt; float32
@@ -21,8 +21,10 @@ KINDS = ("backward", "train_step")
 
 def _copied_out(captured):
     """v14's: every output copied into fresh tensors, so that nothing ever holds the graph."""
-    names = [name for name, _ in graphs._tensors(captured.outputs)]
-    return dataclasses.replace(captured.outputs, **graphs._fresh(captured.outputs, names))
+    names, results = zip(*graphs._tensors(captured.outputs))
+    fresh = [torch.empty_like(tensor) for tensor in results]
+    torch._foreach_copy_(fresh, list(results))
+    return dataclasses.replace(captured.outputs, **dict(zip(names, fresh)))
 
 
 class CopyingOut:

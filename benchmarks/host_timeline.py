@@ -1,8 +1,9 @@
 """Host time of our layer backward, piece by piece: each traced function's start and end
-relative to the layer backward's entry (host clock, median over calls), called through
-torch.autograd.backward as the bench does (one layer, bfloat16). The GPU idles from the
-call until the graph replay is enqueued, so everything before `CUDAGraph.replay` adds to the
-measured backward.
+relative to the layer backward's entry (host clock, median over calls; a function called
+twice a call, as `_Captured.held` where the first graph is held, gives the median of both),
+called through torch.autograd.backward as the bench does (one layer, bfloat16). The GPU
+idles from the call until the graph replay is enqueued, so everything before
+`CUDAGraph.replay` adds to the measured backward.
 
 Usage: python3 benchmarks/host_timeline.py [shape] [method]   (default: xl coarse)
 """
@@ -44,7 +45,8 @@ def main() -> None:
     graphs._describe = traced("_describe", graphs._describe)
     graphs._copy_into = traced("_copy_into (d_output copy_)", graphs._copy_into)
     torch.cuda.CUDAGraph.replay = traced("CUDAGraph.replay", torch.cuda.CUDAGraph.replay)
-    graphs._fresh = traced("_fresh (copies out)", graphs._fresh)
+    graphs._Captured.held = traced("_Captured.held", graphs._Captured.held)
+    graphs._Captured.hand_out = traced("_Captured.hand_out", graphs._Captured.hand_out)
     plans.record_stats = traced("record_stats", plans.record_stats)
     graphs.run = traced("graphs.run", graphs.run)
     rows: dict[str, list[tuple[float, float]]] = {}

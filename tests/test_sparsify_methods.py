@@ -226,3 +226,11 @@ def test_statistics_recorded_by_a_fused_backend_join_the_averages():
     assert stats["sparsity"] == pytest.approx((first["sparsity"] + 0.75 + 0.5 + 0) / 4)
     assert stats["kept_energy"] == pytest.approx((first["kept_energy"] + 0.25 + 1 + 1) / 4)
     assert stats["cosine"] == pytest.approx((first["cosine"] + 0.5 + 1 + 1) / 4)
+
+
+def test_a_recorded_summary_is_not_kept_by_the_sparsifier():
+    sp = sparsify.build({"name": "coarse", "P": 4, "R": 4, "S": 2})
+    summary = sparsify.summarize(torch.tensor([[0.25, 1.0, 2.0]], dtype=torch.float64))
+    sp.record_steps(summary, steps=1)
+    summary.fill_(7.0)  # as a graph's next replay overwrites its buffer
+    assert sp.stats()["sparsity"] == pytest.approx(0.75)

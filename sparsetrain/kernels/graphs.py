@@ -52,9 +52,6 @@ HANDED = HANDED_INPUTS + HANDED_OUTPUTS
 IN_PLACE = ("w_ih", "w_hh")  # ForwardInputs' fields the forward graph reads where they are
 # graphs per backward key, each handing out its own gradients' buffers
 GRAPHS_PER_BACKWARD = 2
-# LayerGrads' fields copied out all the same: the sparsifier keeps its first step summary as
-# its running sum, which would hold the graph's buffers until its statistics are read
-COPIED_OUT = ("step_summary",)
 _serials = itertools.count()
 
 
@@ -86,18 +83,15 @@ class _Captured:
             for storage, uses in zip(self.handed_storages, self.handed_uses))
 
     def hand_out(self) -> Any:
-        """The outputs, as tensors of their own over the graph's buffers (but for those
-        COPIED_OUT, which are fresh). Only while not held()."""
-        handed = {name: tensor for name, tensor in _tensors(self.outputs)
-                  if name not in COPIED_OUT}
+        """The outputs, as tensors of their own over the graph's buffers. Only while not
+        held()."""
+        handed = dict(_tensors(self.outputs))
         if self.handed_uses is None:
             self.handed_storages = tuple(tensor.untyped_storage()._cdata
                                          for tensor in handed.values())
             self.handed_uses = tuple(map(torch._C._storage_Use_Count, self.handed_storages))
-        copied = [name for name, _ in _tensors(self.outputs) if name in COPIED_OUT]
         return dataclasses.replace(
-            self.outputs, **{name: tensor.detach() for name, tensor in handed.items()},
-            **_fresh(self.outputs, copied))
+            self.outputs, **{name: tensor.detach() for name, tensor in handed.items()})
 
 
 class Handoff:
@@ -222,15 +216,6 @@ def _copy_into(record: Any, tensors: dict[str, torch.Tensor]) -> None:
             target.copy_(source)
     elif pairs:  # one multi-tensor copy: per-tensor copies cost more host time than device time
         torch._foreach_copy_([target for target, _ in pairs], [source for _, source in pairs])
-
-
-def _fresh(record: Any, names: list[str]) -> dict[str, torch.Tensor]:
-    if not names:  # a multi-tensor copy of none is an error
-        return {}
-    results = [getattr(record, name) for name in names]
-    fresh = [torch.empty_like(tensor) for tensor in results]
-    torch._foreach_copy_(fresh, results)
-    return dict(zip(names, fresh))
 
 
 def _replay_handing_out(key: tuple, function: Callable[[Any], Any], inputs: Any,

@@ -199,7 +199,9 @@ class Sparsifier:
     def _add(self, summary: torch.Tensor, calls: int) -> None:
         # One add per record: no list of pending records to fold later (the fold of ~1000
         # records stalled the host for 17-55 ms on an H100 machine, once per ~30 backwards).
-        self._sums = summary if self._sums is None else self._sums + summary
+        # the first one copied: a kernel backend's summary lives in a graph's buffer, which
+        # the graph's next replay would overwrite (and keeping it would hold that graph)
+        self._sums = summary.clone() if self._sums is None else self._sums + summary
         self._masked_calls += calls
 
     def stats(self) -> dict[str, float]:
