@@ -253,16 +253,17 @@ def forward(inputs: forward_pass.ForwardInputs,
 
 
 def _backward_plan(spec: dict, state: plans.LayerState) -> plans.LayerGrads:
-    # Warm-up and capture only: their statistics go to a sparsifier of their own.
+    # Warm-up, capture and the eager run beside held graphs: the plan's statistics go to a
+    # sparsifier of its own (run records the step summary it returns).
     return plans.run(build(spec), state)
 
 
 def run(sparsifier: Sparsifier, state: plans.LayerState,
         handoff: Handoff | None = None) -> plans.LayerGrads:
     """The layer's gradients (in a graph, its buffers: see the module's doc) and the
-    sparsifier's statistics recorded. With
-    the forward's handoff, state's fields named in HANDED must be its `tensors()` (in a graph,
-    the forward graph's buffers, which the backward graph reads where they are)."""
+    sparsifier's statistics recorded. With the forward's handoff, state's fields named in
+    HANDED must be its `tensors()` (in a graph, the forward graph's buffers, which the backward
+    graph reads where they are)."""
     if not graphs_enabled():
         grads = plans.run(sparsifier, state)
     else:
