@@ -6,6 +6,8 @@ gradient of each row block has its own scale. Rounding then cannot flip a kept/d
 so the comparison checks the indexing exactly and the arithmetic to rounding.
 """
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -248,8 +250,6 @@ GRADIENT_FIELDS = ("d_x", "d_h0", "d_c0", "d_w_ih", "d_w_hh", "d_bias")
 
 
 def _with_output_gradient(state, seed):
-    import dataclasses
-
     generator = torch.Generator(device="cuda").manual_seed(seed)
     return dataclasses.replace(state, d_output=torch.randn(
         state.d_output.shape, device="cuda", generator=generator))
