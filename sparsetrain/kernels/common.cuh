@@ -158,6 +158,77 @@ __device__ __forceinline__ void store_pair(bf16* at, float a, float b, bool) {
     *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(a, b);
 }
 
+// Thread-block clusters (sm_90): this block's rank, a barrier of all the cluster's threads
+// (release/acquire: shared-memory writes before it are seen by every block after it), and a
+// float of another block's shared memory at the address `local` has in this one.
+__device__ __forceinline__ void cluster_arrive() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() {
+    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// Volatile, so it stays after the barrier before it, but with no memory clobber: loads from
+// several ranks are then in flight together until their values are used.
+__device__ __forceinline__ float cluster_load(const float* local, unsigned rank) {
+    unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(local)), remote;
+    float value;
+    asm("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(address), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(value) : "r"(remote));
+    return value;
+}
+__device__ __forceinline__ float4 cluster_load4(const float* local, unsigned rank) {
+    unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(local)), remote;
+    float4 v;
+    asm("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(address), "r"(rank));
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(remote));
+    return v;
+}
+__device__ __forceinline__ unsigned cluster_rank() {
+    unsigned rank;
+    asm("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+    return rank;
+}
+
+// Split-K inside a cluster of CLUSTER blocks that share one output tile of 128 x 128: each
+// block's partial sums lie in its shared `tile` (row r at tile + r * TILE_STRIDE); each block
+// adds up 128 / CLUSTER of the rows over the whole cluster, in rank order, and reduces them
+// into float32 `out` (rows x F, 4 | F) at (m0, n0) with one vector red per 4 columns. So out
+// takes CLUSTER times fewer atomic adds than if every block added its whole tile. The block's
+// first THREADS threads do the adding; every thread of every block of the cluster must call it
+// (warps whole: its barriers are .aligned).
+constexpr int TILE_STRIDE = 128 + 8;  // floats: a warp's 8-byte stores of 8 rows hit 2 ways
+template <int CLUSTER, int THREADS>
+__device__ void cluster_add_tile(const float* tile, float* out, int m0, int n0, int rows, int F) {
+    constexpr int ROWS = 128 / CLUSTER, VECTORS = ROWS * 32 / THREADS;
+    static_assert(VECTORS * THREADS == ROWS * 32, "the threads share the rows' vectors evenly");
+    cluster_arrive();
+    cluster_wait();  // every block's tile written
+    unsigned first_row = cluster_rank() * ROWS;
+    bool adder = threadIdx.x < THREADS;
+    float4 sum[VECTORS];
+#pragma unroll
+    for (int v = 0; v < VECTORS && adder; ++v) {
+        int e = v * THREADS + threadIdx.x, r = first_row + e / 32, c = 4 * (e % 32);
+        sum[v] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (unsigned rank = 0; rank < CLUSTER; ++rank) {
+            float4 part = cluster_load4(tile + r * TILE_STRIDE + c, rank);
+            sum[v].x += part.x; sum[v].y += part.y; sum[v].z += part.z; sum[v].w += part.w;
+        }
+    }
+    cluster_arrive();  // done reading the others' shared memory (waited below, before exit)
+#pragma unroll
+    for (int v = 0; v < VECTORS && adder; ++v) {
+        int e = v * THREADS + threadIdx.x, r = first_row + e / 32, c = 4 * (e % 32);
+        if (m0 + r < rows && n0 + c < F)
+            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n"
+                         :: "l"(out + (size_t)(m0 + r) * F + n0 + c), "f"(sum[v].x),
+                            "f"(sum[v].y), "f"(sum[v].z), "f"(sum[v].w) : "memory");
+    }
+    cluster_wait();
+}
+
 // region_wgrad's shared accumulator (products.cu and hopper.cu): every row of the block's
 // regions, `stride` floats apart. Each step adds its product into the rows of its kept slices.
 // The row of compact column `compact` in a step that kept global slices idx[]:
