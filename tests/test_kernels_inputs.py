@@ -123,16 +123,6 @@ def test_gather_mm_refuses_split_k_into_bfloat16():
                            torch.zeros(64, 8, dtype=torch.bfloat16), split_k=2)
 
 
-@pytest.mark.parametrize("cluster,split_k,entry", [(8, 8, "_cluster8"), (8, 16, "_cluster8"),
-                                                   (8, 4, "_cluster4"), (4, 16, "_cluster4"),
-                                                   (8, 12, ""), (8, 3, ""), (8, 1, ""),
-                                                   (1, 16, "")])
-def test_step_products_add_up_in_clusters_only_where_they_divide_the_split(
-        cluster, split_k, entry, monkeypatch):
-    monkeypatch.setattr(products, "STEP_CLUSTER", cluster)
-    assert products.step_cluster_entry(split_k) == entry
-
-
 def test_keep_all_wgrad_writes_bfloat16_only_where_no_blocks_split_the_steps():
     # xl's dW: 512 blocks of 128 x 256, more than one wave; nmt's: 64 of 128 x 128, split
     assert products.keep_all_out_dtype(torch.bfloat16, 8192, 2048, 35) == torch.bfloat16

@@ -265,39 +265,6 @@ def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, spl
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[a_dtype]
 
 
-@pytest.mark.parametrize("cluster", [4, 8])
-@pytest.mark.parametrize("split_k", [8, 16])
-def test_gather_mm_step_splits_added_up_in_clusters_give_the_product(cluster, split_k,
-                                                                     monkeypatch):
-    monkeypatch.setattr(products, "STEP_CLUSTER", cluster)
-    monkeypatch.setattr(products, "TMA_GATHER_LEAST_BLOCKS", 10**9)  # the per-step entry
-    assert products.step_cluster_entry(split_k) == f"_cluster{cluster}"
-    groups, P, kept_slices, features = 3, 64, 40, 328  # 328: a tile of 72 columns at the edge
-    a = randn(groups * 128, kept_slices * P, dtype=torch.bfloat16)
-    b = randn(4096, features, dtype=torch.bfloat16)
-    index = torch.stack([torch.randperm(4096 // P, device="cuda")[:kept_slices].sort().values
-                         for _ in range(groups)]).int()
-    out = torch.zeros(groups * 128, features, device="cuda")
-    products.gather_mm(a, b, index, P, 128, out, split_k)
-    expected = torch.cat([a[g * 128:(g + 1) * 128].double()
-                          @ b.double()[_gathered_rows(index[g], P)] for g in range(groups)])
-    assert relative_error(out, expected) < PRODUCT_TOLERANCE[torch.bfloat16]
-
-
-@pytest.mark.parametrize("cluster", [4, 8])
-@pytest.mark.parametrize("split_k", [8, 16])
-def test_select_gather_mm_splits_added_up_in_clusters_give_the_product(cluster, split_k,
-                                                                       monkeypatch):
-    monkeypatch.setattr(products, "STEP_CLUSTER", cluster)
-    P, R, S = 4, 8, 4
-    dnet, b, partial, out, index, *_ = _select_step(torch.bfloat16, P, R, S, 384, split_k)
-    kept = _coarse_index(partial, P, R, R - S)
-    assert index.tolist() == kept
-    columns = [s * P + p for region in kept for s in region for p in range(P)]
-    expected = dnet.double()[:, columns] @ b.double()[columns]
-    assert relative_error(out, expected) < PRODUCT_TOLERANCE[torch.bfloat16]
-
-
 def _select_step(dtype, P, R, S, n, split_k, features=200, chunks=3):
     """select_gather_mm on random inputs with a tie; its outputs, poisoned first."""
     width = 48 * P * R  # 48 regions

@@ -153,15 +153,13 @@ __device__ __forceinline__ void bulk_load(void* shared, const TensorMap& map, in
 // out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
 // over gridDim.z with red adds into fp32 out; SELECT as there). WGS x WG_N warpgroups of 64
 // rows x 128 columns each (those in a row share the A tile, in a column the B tile), BK = 64
-// (one 128-byte row), STAGES tiles in flight. CLUSTER > 1 (128 x 128 tiles, launched in
-// clusters of CLUSTER splits along z): the splits of a cluster add up their tiles in shared
-// memory first (cluster_add_tile). Dynamic shared memory: STAGES stages of
+// (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
 // hopper_stage<WGS, WG_N>() elements, then the block's index entries.
 template <int WGS, int WG_N> __host__ __device__ constexpr int hopper_stage() {
     return 64 * WGS * 64 + 64 * 128 * WG_N;
 }
 
-template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT, int CLUSTER = 1>
+template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT>
 __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
                                  int rows_per_group, OutT* out, int M, int Kc, int F, int lda,
                                  StepSelection selection) {
@@ -252,17 +250,8 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     }
     wgmma_wait<0>();
     let_next_kernel_launch();
-    int row = group_m * 64 + warp * 16 + lane / 4, col = group_n * 128 + 2 * (lane % 4);
-    if constexpr (CLUSTER > 1) {
-        static_assert(BM == 128 && BN == 128 && STAGES * STAGE * 2 >= 128 * TILE_STRIDE * 4,
-                      "a cluster adds 128 x 128 tiles, held where the stages were");
-        float* tile = reinterpret_cast<float*>(shared_bytes);
-        __syncthreads();  // both warpgroups' wgmmas are done with the stages
-        store_wgmma_tile<128>(d, tile, row, col, BM, TILE_STRIDE, false);
-        cluster_add_tile<CLUSTER, THREADS>(tile, out, m0, n0, M, F);
-    } else {
-        store_wgmma_tile<128>(d, out, m0 + row, n0 + col, M, F, gridDim.z > 1);
-    }
+    store_wgmma_tile<128>(d, out, m0 + group_m * 64 + warp * 16 + lane / 4,
+                          n0 + group_n * 128 + 2 * (lane % 4), M, F, gridDim.z > 1);
 }
 
 // Weight gradient as products.cu's region_wgrad (same arguments, accumulator and step split),
@@ -437,20 +426,14 @@ HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3)
 // benchmarks/results/history/v8_gather_wide_tiles.json.)
 // The per-step product of coarse with its selection, as products.cu's SELECT_GATHER_ENTRY
 // (register-capped so that two blocks share an SM, as the plain entries do unasked).
-// CLUSTERED: ATTRIBUTES is __cluster_dims__(1, 1, CLUSTER) (the splits of a tile add up in
-// clusters of CLUSTER first, gather_mm_hopper), else empty and CLUSTER 1.
-#define SELECT_HOPPER_ENTRY(NAME, ATTRIBUTES, CLUSTER)                                          \
-    extern "C" __global__ void ATTRIBUTES __launch_bounds__(256, 2) NAME(                      \
-        const bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,   \
-        const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,  \
-        bf16* values) {                                                                         \
-        gather_mm_hopper<float, 2, 1, 3, true, CLUSTER>(                                        \
-            dnet, B, nullptr, P, M, out, M, Kc, F, width,                                       \
-            step_selection(partial, chunks, width / P, R, R - S, index, slot, energy, values)); \
-    }
-SELECT_HOPPER_ENTRY(select_gather_mm_hopper_bfloat16, , 1)
-SELECT_HOPPER_ENTRY(select_gather_mm_hopper_cluster4_bfloat16, __cluster_dims__(1, 1, 4), 4)
-SELECT_HOPPER_ENTRY(select_gather_mm_hopper_cluster8_bfloat16, __cluster_dims__(1, 1, 8), 8)
+extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfloat16(
+    const bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
+    const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
+    bf16* values) {
+    gather_mm_hopper<float, 2, 1, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
+                                        step_selection(partial, chunks, width / P, R, R - S,
+                                                       index, slot, energy, values));
+}
 
 // 64 x 128 on one warpgroup; 128 x 128 on two that share the B tile (for a small accumulator,
 // as dense's); where the accumulator is large (coarse keeps twice the rows of its compact
@@ -592,7 +575,7 @@ KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4)
 // Slices past the block's share of Kc are read past B's last row, as zeros. maps are 3-d with
 // one outer layer (A: Kc, M; B: F, b_rows). Dynamic shared memory: the ring's barriers, the
 // stages, then the block's index entries.
-template <typename OutT, int HALVES, int STAGES, int CLUSTER = 1>
+template <typename OutT, int HALVES, int STAGES>
 __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, const int* index,
                               int P, int rows_per_group, int b_rows, OutT* out, int M, int Kc,
                               int F) {
@@ -637,38 +620,24 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
     bool multiplied = tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load,
                                                            multiply);
     let_next_kernel_launch();
-    if constexpr (CLUSTER > 1) {  // as gather_mm_hopper's; the loading warp joins the barriers
-        static_assert(HALVES == 1 && STAGES * STAGE * 2 >= 128 * TILE_STRIDE * 4,
-                      "a cluster adds 128 x 128 tiles, held where the stages were");
-        float* tile = reinterpret_cast<float*>(stages);
-        __syncthreads();
-        if (multiplied) store_two_warpgroup_tile<1>(d, tile, 0, 0, BM, TILE_STRIDE, false);
-        cluster_add_tile<CLUSTER, 256>(tile, out, m0, n0, M, F);
-        return;
-    }
     if (!multiplied) return;
     store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, gridDim.z > 1);
 }
-// ATTRIBUTES and CLUSTER as SELECT_HOPPER_ENTRY's.
-#define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES, BLOCKS, ATTRIBUTES, CLUSTER)              \
-    extern "C" __global__ void ATTRIBUTES __launch_bounds__(288, BLOCKS) NAME(                 \
+#define GATHER_TMA_ENTRY(NAME, OutT, HALVES, STAGES, BLOCKS)                                   \
+    extern "C" __global__ void __launch_bounds__(288, BLOCKS) NAME(                            \
         const __grid_constant__ TensorMap a_map, const __grid_constant__ TensorMap b_map,      \
         const int* index, int P, int rows_per_group, int b_rows, OutT* out, int M, int Kc,     \
         int F) {                                                                               \
-        gather_mm_tma<OutT, HALVES, STAGES, CLUSTER>(a_map, b_map, index, P, rows_per_group,   \
-                                                     b_rows, out, M, Kc, F);                   \
+        gather_mm_tma<OutT, HALVES, STAGES>(a_map, b_map, index, P, rows_per_group, b_rows,    \
+                                            out, M, Kc, F);                                    \
     }
-GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_float32, float, 1, 6, 1, , 1)
-GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_bfloat16, bf16, 1, 6, 1, , 1)
-GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_float32, float, 2, 4, 1, , 1)
-GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4, 1, , 1)
+GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_float32, float, 1, 6, 1)
+GATHER_TMA_ENTRY(gather_mm_tma_bfloat16_out_bfloat16, bf16, 1, 6, 1)
+GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_float32, float, 2, 4, 1)
+GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4, 1)
 // The per-step product (a few rows, split-K): three stages, two blocks an SM, as the cp.async
 // kernel's.
-GATHER_TMA_ENTRY(gather_mm_tma_step_bfloat16_out_float32, float, 1, 3, 2, , 1)
-GATHER_TMA_ENTRY(gather_mm_tma_step_cluster4_bfloat16_out_float32, float, 1, 3, 2,
-                 __cluster_dims__(1, 1, 4), 4)
-GATHER_TMA_ENTRY(gather_mm_tma_step_cluster8_bfloat16_out_float32, float, 1, 3, 2,
-                 __cluster_dims__(1, 1, 8), 8)
+GATHER_TMA_ENTRY(gather_mm_tma_step_bfloat16_out_float32, float, 1, 3, 2)
 
 // out (M x F, float32) = A (M x K) . B (F x K)^T, both float32 and K-major (rows of K), on tf32
 // wgmma fed by the copy engine: the float32 weight gradients (A = s^T, B = x^T over all T*N

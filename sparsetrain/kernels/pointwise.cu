@@ -152,6 +152,25 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
     if (tx % lanes == 0) write(q * H + j, total);
 }
 
+// Thread-block clusters (sm_90): this block's rank, a barrier of all the cluster's threads
+// (release/acquire: shared-memory writes before it are seen by every block after it), and a
+// float of another block's shared memory at the address `local` has in this one.
+__device__ __forceinline__ void cluster_arrive() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() {
+    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// Volatile, so it stays after the barrier before it, but with no memory clobber: loads from
+// several ranks are then in flight together until their values are used.
+__device__ __forceinline__ float cluster_load(const float* local, unsigned rank) {
+    unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(local)), remote;
+    float value;
+    asm("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(address), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(value) : "r"(remote));
+    return value;
+}
+
 // Backward step fused with coarse's selection, where each region (R slices of P columns) lies
 // inside one gate's H columns: a cluster of ROW_SHARES blocks owns `units` hidden units
 // (blockDim.x, a multiple of the region width R * P), so the regions of their 4 * units

@@ -74,13 +74,6 @@ TMA_GATHER_WIDE = True
 # in three stages, two blocks an SM (hopper.cu gather_mm_tma_step).
 TMA_STEP = True
 TMA_STEP_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)
-# The bf16 per-step products' split-K on wgmma (gather_mm_tma_step, select_gather_mm_hopper):
-# the splits of a 128 x 128 tile add up in thread-block clusters of STEP_CLUSTER blocks (over
-# distributed shared memory) before they add into out, so out takes STEP_CLUSTER times fewer
-# atomic adds (hopper.cu cluster_add_tile); where the split is not a multiple of it, or with 1,
-# each block adds its whole tile. STEP_CLUSTERS: the cluster sizes hopper.cu has entries for.
-STEP_CLUSTER = 8
-STEP_CLUSTERS = (4, 8)
 RING_BYTES = 1024  # hopper.cu RING_BYTES: the ring's mbarriers, before the stages
 # float32 products on tf32 wgmma (hopper.cu kmajor_mm_tma): both operands K-major, 32-deep
 # tiles (128 bytes of float32), the same tile shapes and stages as TMA_TILES
@@ -227,16 +220,10 @@ def _gather_tma(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     grid, _, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     a_map = _tensor_maps.tiled(a.unsqueeze(0), (tiles.depth, tiles.rows, 1))
     b_map = _tensor_maps.tiled(b.unsqueeze(0), (TMA_BOX[0], P, 1))
-    kind = f"_step{step_cluster_entry(split_k)}" if tiles is TMA_STEP_TILES else _wide(tiles)
+    kind = "_step" if tiles is TMA_STEP_TILES else _wide(tiles)
     launch("hopper", f"gather_mm_tma{kind}_bfloat16_out_{DTYPE_NAMES[out.dtype]}", grid,
            (TMA_THREADS,), (a_map, b_map, index, P, rows_per_group, b.shape[0], out, m, kc,
                             features), shared_mem=RING_BYTES + shared)
-
-
-def step_cluster_entry(split_k: int) -> str:
-    """The entry suffix of a per-step product's cluster size for this split ("" for none)."""
-    cluster = min(STEP_CLUSTER, split_k)
-    return f"_cluster{cluster}" if cluster in STEP_CLUSTERS and split_k % cluster == 0 else ""
 
 
 def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, split_k: int,
@@ -304,8 +291,7 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     features = b.shape[1]
     module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
     grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles)
-    cluster = step_cluster_entry(split_k) if module == "hopper" else ""
-    launch(module, f"select_{prefix}{cluster}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
+    launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
            (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot, energy,
             values), shared_mem=shared)
 
