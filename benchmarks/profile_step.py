@@ -1,6 +1,7 @@
 """One layer's per-step products at a bench shape, launched a few times each for Nsight Compute:
-dense's (gather_mm on all of dnet) and coarse 50%'s (select_gather_mm), with the split-K the
-backward pass picks. The launches are plain (no graph), so ncu can replay each kernel.
+dense's (gather_mm on all of dnet, W_hh read in runs of backward.DENSE_ROWS rows as the
+backward reads it: gather_mm_tma_step on Hopper) and coarse 50%'s (select_gather_mm), with the
+split-K the backward pass picks. The launches are plain (no graph), so ncu can replay each kernel.
 
 Usage (on the device):
     ncu --clock-control none --launch-skip 4 --launch-count 2 \\
@@ -14,6 +15,7 @@ import torch
 
 from sparsetrain.bench.measure import parse_shape
 from sparsetrain.kernels import products
+from sparsetrain.kernels.backward import DENSE_ROWS
 
 P, R, S = 4, 8, 4
 LAUNCHES = 6
@@ -27,10 +29,10 @@ def main():
     dnet = torch.randn(batch, width, device="cuda").to(dtype)
     w = torch.randn(width, hidden, device="cuda").to(dtype)
     out = torch.zeros(batch, hidden, device="cuda")
-    every_slice = torch.arange(width // P, device="cuda", dtype=torch.int32)[None]
+    every_run = torch.arange(width // DENSE_ROWS, device="cuda", dtype=torch.int32)[None]
     dense_split = products.step_split(batch, hidden, width, dtype, dnet.device)
     for _ in range(LAUNCHES):
-        products.gather_mm(dnet, w, every_slice, P, batch, out, dense_split)
+        products.gather_mm(dnet, w, every_run, DENSE_ROWS, batch, out, dense_split)
     partial = torch.rand(batch // 8, width // P, device="cuda")
     index = torch.empty(regions, keep, device="cuda", dtype=torch.int32)
     slot = torch.empty(width // P, device="cuda", dtype=torch.int32)
