@@ -207,23 +207,54 @@ def test_fused_coarse_step_keeps_the_lower_of_two_tied_slices():
         assert slot[g * R].item() >= 0 and slot[g * R + 1].item() == -1
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("Mx", [4, 2])  # 4: moved as vectors, 2: one element at a time
-def test_fine_select_keeps_the_largest_blocks_of_each_slice(dtype, Mx):
-    n, width, My, K = 64, 128, 8, 3
+# (N, 4H): 8 slices a selection block; a last block of fewer slices; 300 row blocks, so that
+# only 3 slices fit a block's shared arrays
+FINE_SHAPES = [(64, 128), (64, 136), (2400, 40)]
+
+
+def _fine_step(dtype, n, width, My, Mx, K, with_values=True):
+    """fine_select on random inputs with a tie; its outputs, poisoned first, and dnet before."""
     blocks, slices = n // My, width // Mx
     dnet = randn(n, width, dtype=dtype)
+    before = dnet.clone()
     norms = torch.rand(slices, blocks, device="cuda")
     norms[0, 2] = norms[0, 4]
     index = torch.full((slices, blocks - K), -7, dtype=torch.int32, device="cuda")
-    values = poisoned(slices, blocks - K, My, Mx, dtype=dtype)
+    values = poisoned(slices, blocks - K, My, Mx, dtype=dtype) if with_values else None
     energy = poisoned(slices, 2)
     fine_select(norms, dnet, My, Mx, K, index, values, energy)
-    for c in range(slices):
+    return before, dnet, norms, index, values, energy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("Mx", [4, 2])  # 4: moved as vectors, 2: one element at a time
+@pytest.mark.parametrize("n,width", FINE_SHAPES)
+def test_fine_select_keeps_the_largest_blocks_of_each_slice(dtype, Mx, n, width):
+    My, K = 8, 3
+    before, _, norms, index, values, energy = _fine_step(dtype, n, width, My, Mx, K)
+    blocks = n // My
+    for c in range(width // Mx):
         kept = _ranked_keep(norms[c].tolist(), blocks - K)
         assert index[c].tolist() == kept
         for pos, b in enumerate(kept):
-            assert torch.equal(values[c, pos], dnet[b * My:(b + 1) * My, c * Mx:(c + 1) * Mx])
+            assert torch.equal(values[c, pos], before[b * My:(b + 1) * My, c * Mx:(c + 1) * Mx])
+        total = norms[c].double()
+        assert energy[c, 0].item() == pytest.approx(total[kept].sum().item(), rel=1e-5)
+        assert energy[c, 1].item() == pytest.approx(total.sum().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,width", FINE_SHAPES)
+def test_fine_select_without_the_compact_form_selects_and_zeroes_alike(dtype, n, width):
+    My, Mx, K = 8, 4, 3
+    torch.manual_seed(5)
+    _, dnet, _, index, _, energy = _fine_step(dtype, n, width, My, Mx, K)
+    torch.manual_seed(5)
+    _, dnet_alone, _, index_alone, _, energy_alone = _fine_step(dtype, n, width, My, Mx, K,
+                                                                 with_values=False)
+    assert torch.equal(dnet_alone, dnet)
+    assert torch.equal(index_alone, index)
+    assert torch.equal(energy_alone, energy)
 
 
 def _gathered_rows(index_row, P):
@@ -497,15 +528,11 @@ def test_step_column_sums_scatter_kept_columns_and_zero_the_rest(dtype, P, kept_
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("Mx", [4, 2])
-def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx):
-    n, width, My, K = 32, 64, 8, 2
+@pytest.mark.parametrize("n,width", FINE_SHAPES)
+def test_fine_select_zeroes_exactly_the_dropped_blocks_of_dnet(dtype, Mx, n, width):
+    My, K = 8, 2
     blocks, slices = n // My, width // Mx
-    dnet = randn(n, width, dtype=dtype)
-    before = dnet.clone()
-    norms = torch.rand(slices, blocks, device="cuda")
-    index = torch.empty(slices, blocks - K, dtype=torch.int32, device="cuda")
-    values = poisoned(slices, blocks - K, My, Mx, dtype=dtype)
-    fine_select(norms, dnet, My, Mx, K, index, values, poisoned(slices, 2))
+    before, dnet, norms, *_ = _fine_step(dtype, n, width, My, Mx, K)
     for c in range(slices):
         kept = _ranked_keep(norms[c].tolist(), blocks - K)
         for b in range(blocks):

@@ -95,10 +95,12 @@ def _argument(value: Any) -> Any:
 
     if isinstance(value, torch.Tensor):
         return pointer(value)
+    if value is None:  # a pointer the kernel does not follow (an output not asked for)
+        return numpy.uint64(0)
     if isinstance(value, numpy.void):  # a tensor map (_tensor_maps.py), passed by value
         return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"kernel arguments are tensors, ints or tensor maps, got "
+        raise TypeError(f"kernel arguments are tensors, None, ints or tensor maps, got "
                         f"{type(value).__name__}")
     return numpy.int32(value)
 

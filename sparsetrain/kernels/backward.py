@@ -18,8 +18,8 @@ side streams (parallel branches of the captured graph).
             with each step's dropped slices zeroed by the cell step, which selects over all
             rows in a cluster of blocks (else by a selection of its own): faster there than
             the indexed mma.sync kernels
-    fine    norms fused into the cell step; selection writes the compact form and zeroes
-            the dropped blocks in dnet; the products run dense over it
+    fine    norms fused into the cell step; the selection zeroes the dropped blocks in dnet
+            (it writes no compact form: nothing reads it); the products run dense over it
     meprop  unified top-k as its authors do it: rank the columns, index_select, dense GEMMs,
             index_add into the weight gradients, per step
 """
@@ -353,12 +353,12 @@ def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     blocks, slices = N // My, loop.width // Mx
     norms = torch.empty(slices, blocks, device=device)
     index = torch.empty(slices, blocks - K, device=device, dtype=torch.int32)
-    values = loop.s.x.new_empty(slices, blocks - K, My, Mx)
     energy = torch.empty(T, slices, 2, device=device)
 
     def select_step(t: int, dnet: torch.Tensor) -> None:
         loop.cell(t, dnet, norms, Mx, My, "fine")
-        fine_select(norms, dnet, My, Mx, K, index, values, energy[t])
+        # no compact form: the products run dense over dnet with the dropped blocks zeroed
+        fine_select(norms, dnet, My, Mx, K, index, None, energy[t])
 
     return _dense(sparsifier, loop, select_step,
                   functools.partial(step_summary, energy, blocks - K, blocks))

@@ -10,8 +10,10 @@ from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
 from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 from sparsetrain.kernels.products import coarse_problem
 
-MAX_GROUP = 1024     # slices of a region / blocks of a slice (select.cu's shared arrays)
-THREADS = 128        # select.cu's SELECT_THREADS
+MAX_GROUP = 1024     # blocks of a slice, times the slices of a block (select.cu's arrays)
+# fine_select: a block decides up to FINE_SLICES adjacent slices (as MAX_GROUP allows), so that
+# its threads move whole sectors of each row of dnet
+FINE_SLICES, FINE_THREADS = 8, 256
 SUMMARY_THREADS = 256  # step_summary: a warp per step, 8 at a time
 ZERO_THREADS, ZERO_ROW_BLOCKS = 256, 1024  # zero_dropped_slices: rows in a grid stride
 # coarse_select: a block decides THREADS / R regions (one slice a thread) and zeroes their
@@ -20,10 +22,11 @@ COARSE_SELECT_THREADS, COARSE_SELECT_BLOCKS = 128, 132
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
-                index: torch.Tensor, values: torch.Tensor, energy: torch.Tensor) -> None:
+                index: torch.Tensor, values: torch.Tensor | None, energy: torch.Tensor) -> None:
     """Keep the B-K blocks of largest norm per slice; norms (C, B) squared block norms.
 
-    index (C, B-K) row-block numbers; values (C, B-K, My, Mx);
+    index (C, B-K) row-block numbers; values (C, B-K, My, Mx), the kept blocks' compact form,
+    or None where no one reads it (the plan's products run on dnet itself);
     energy (C, 2) kept and total squared norm. The dropped blocks of dnet become zeros.
     """
     expect_kernel_dtype(dnet.dtype, "dnet")
@@ -36,10 +39,13 @@ def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: in
     expect(dnet, "dnet", dnet.dtype)
     expect(norms, "norms", torch.float32, (slices, blocks))
     expect(index, "index", torch.int32, (slices, keep))
-    expect(values, "values", dnet.dtype, (slices, keep, My, Mx))
+    if values is not None:
+        expect(values, "values", dnet.dtype, (slices, keep, My, Mx))
     expect(energy, "energy", torch.float32, (slices, 2))
-    launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (slices,), (THREADS,),
-           (norms, dnet, n, width, My, Mx, K, index, values, energy))
+    group = min(FINE_SLICES, MAX_GROUP // blocks)
+    launch("select", f"fine_select_{DTYPE_NAMES[dnet.dtype]}", (-(-slices // group),),
+           (FINE_THREADS,), (norms, dnet, n, width, My, Mx, K, group, index,
+                             values, energy))
 
 
 def step_summary(energy: torch.Tensor, kept: int, of: int, out: torch.Tensor) -> None:
