@@ -253,6 +253,14 @@ __device__ __forceinline__ int rank_of(const float* norm, int count, int mine) {
     return rank;
 }
 
+// The place of entry q among the kept entries of its group (those from `first`, kept[] 0 or 1):
+// its compact position, the selections' order of kept slices or blocks.
+__device__ __forceinline__ int kept_before(const int* kept, int first, int q) {
+    int position = 0;
+    for (int r = first; r < q; ++r) position += kept[r];
+    return position;
+}
+
 // A group's (kept, total) squared norm into energy[0], energy[1], the norms summed in order
 // (selections that keep alike must report alike: select.cu's fine and pointwise.cu's coarse).
 __device__ __forceinline__ void write_energy(const float* norm, const int* kept, int count,

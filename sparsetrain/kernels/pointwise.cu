@@ -251,8 +251,7 @@ __device__ void backward_step_coarse(float* __restrict__ dh_rec, const T* __rest
     // block slice q is gate q / (units / P)'s slice q % (units / P) of the block's units
     int gate_slices = units / P, hidden_slices = H / P;
     for (int q = tid; q < slices && blockIdx.y == 0; q += threads) {
-        int first = q - q % R, position = 0;
-        for (int r = first; r < q; ++r) position += kept[r];
+        int first = q - q % R, position = kept_before(kept, first, q);
         int global = (q / gate_slices) * hidden_slices + first_unit / P + q % gate_slices;
         int region = global / R, to = region * keep + position;
         slot[global] = kept[q] ? to : -1;

@@ -27,13 +27,8 @@ __device__ void fine_select(const float* norms, T* dnet, int N, int cols, int My
         kept[e] = rank_of(norm + e / B * B, B, e % B) < keep;
     __syncthreads();
     for (int e = tid; e < pairs; e += blockDim.x) {
-        int pos = -1;
-        if (kept[e]) {
-            pos = 0;
-            for (int before = e / B * B; before < e; ++before) pos += kept[before];
-            index[(size_t)(first + e / B) * keep + pos] = e % B;
-        }
-        position[e] = pos;
+        position[e] = kept[e] ? kept_before(kept, e / B * B, e) : -1;
+        if (kept[e]) index[(size_t)(first + e / B) * keep + position[e]] = e % B;
     }
     for (int g = tid; g < slices; g += blockDim.x)
         write_energy(norm + g * B, kept + g * B, B, energy + 2 * (first + g));
