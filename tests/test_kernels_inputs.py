@@ -54,17 +54,6 @@ def test_backward_step_refuses_norms_of_the_wrong_layout():
                       layout="coarse")
 
 
-@pytest.mark.parametrize("dtype,rows", [(torch.float32, 32), (torch.bfloat16, 8)])
-def test_backward_step_refuses_a_transposed_dnet_it_has_no_entry_for(dtype, rows):
-    n, hidden = 64, 64
-    zeros = lambda *s, dtype=dtype: torch.zeros(*s, dtype=dtype)  # noqa: E731
-    with pytest.raises(ConfigError, match="a transposed dnet needs bfloat16"):
-        backward_step(zeros(n, hidden, dtype=torch.float32), zeros(n, hidden),
-                      zeros(n, hidden, dtype=torch.float32), zeros(n, 4 * hidden),
-                      zeros(n, hidden, dtype=torch.float32), zeros(n, hidden, dtype=torch.float32),
-                      zeros(n, 4 * hidden), rows_per_chunk=rows, dnet_t=zeros(4 * hidden, n))
-
-
 def test_fused_coarse_step_refuses_a_hidden_size_its_blocks_cannot_split():
     n, hidden, P, R = 64, 96, 4, 16  # a block owns 64 units: whole regions of 16 slices
     f32 = lambda *s: torch.zeros(*s)  # noqa: E731

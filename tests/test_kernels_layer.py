@@ -427,30 +427,6 @@ def test_coarse_as_dense_products_match_the_torch_reference(spec, fused, monkeyp
         assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
 
 
-@pytest.mark.parametrize("spec", [SPECS[1], SPECS[2]], ids=lambda s: f"S{s['S']}")
-@pytest.mark.parametrize("columns", [True, False], ids=["transposed dnet", "compact values"])
-def test_coarse_bfloat16_over_whole_128_row_tiles_matches_the_torch_reference(spec, columns,
-                                                                              monkeypatch):
-    from sparsetrain.kernels import backward, graphs, products
-
-    monkeypatch.setitem(globals(), "BATCH", 128)
-    monkeypatch.setattr(backward, "COARSE_COLUMNS", columns)
-    taken = []
-    select = products.select_gather_mm_columns
-    monkeypatch.setattr(products, "select_gather_mm_columns",
-                        lambda *a: taken.append(True) or select(*a))
-    graphs._graphs.clear()  # no graph captured on the other path may be replayed
-    inputs = separated_inputs(torch.bfloat16)
-    ours, _, our_stats = gradients(lstm_layer, inputs, spec, torch.bfloat16)
-    ref, _, ref_stats = gradients(reference.lstm_layer, inputs, spec, torch.float64)
-    on_columns = products.columns_on_wgmma(torch.bfloat16, torch.device("cuda"), 128)
-    assert bool(taken) == (columns and on_columns)
-    for name in ours:
-        assert relative_error(ours[name], ref[name]) < TOLERANCE[torch.bfloat16], name
-    for key in ref_stats:
-        assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-2, abs=1e-6), key
-
-
 def test_a_backward_after_a_weight_was_changed_in_place_is_refused():
     spec = SPECS[1]
     inputs = separated_inputs(torch.float32)

@@ -84,21 +84,6 @@ def test_backward_step_gives_dnet_and_the_next_cell_gradient(dtype, hidden):
     assert relative_error(dc, dc_ref) < 1e-5
 
 
-@pytest.mark.parametrize("hidden", [64, 128])
-@pytest.mark.parametrize("rows", [16, 32])
-def test_backward_step_writes_dnet_transposed_where_asked(hidden, rows):
-    n, dtype = 96, torch.bfloat16
-    inputs = _backward_inputs(n, hidden, dtype)
-    dnet = poisoned(n, 4 * hidden, dtype=dtype)
-    dnet_t = poisoned(4 * hidden, n, dtype=dtype)
-    norms = poisoned(n // rows, 4 * hidden // 4)
-    backward_step(*inputs, dnet, norms, 4, rows, "coarse", dnet_t=dnet_t)
-    assert not torch.isnan(dnet_t).any()
-    assert torch.equal(dnet_t, dnet.t())
-    expected = dnet.double().reshape(n // rows, rows, -1, 4).square().sum((1, 3))
-    assert relative_error(norms, expected) < 1e-5
-
-
 def test_backward_step_can_clear_the_recurrent_gradient_once_read():
     n, hidden = 64, 64
     dh_rec, grad_out, dc, gates, c, c_prev = _backward_inputs(n, hidden, torch.float32)
@@ -352,44 +337,6 @@ def test_select_gather_mm_multiplies_by_the_largest_slices_of_each_region(
     columns = [s * P + p for region in kept for s in region for p in range(P)]
     expected = dnet.double()[:, columns] @ b.double()[columns]
     assert relative_error(out, expected) < PRODUCT_TOLERANCE[dtype]
-
-
-def columns_problems(test):
-    """P 4, 8 and 16; R from 2 to 32; with and without split-K; one and two 128-row tiles."""
-    for name, cases in [("P,R,S", [(4, 8, 4), (8, 8, 3), (16, 4, 1), (8, 2, 1), (4, 32, 20)]),
-                        ("split_k", [1, 3]), ("n", [128, 256])]:
-        test = pytest.mark.parametrize(name, cases)(test)
-    return test
-
-
-def _needs_columns(n):
-    if not products.columns_on_wgmma(torch.bfloat16, torch.device("cuda"), n):
-        pytest.skip("the transposed-dnet products run on sm_90 only")
-
-
-@columns_problems
-def test_select_gather_mm_columns_selects_multiplies_and_compacts_as_select_gather_mm(
-        P, R, S, split_k, n):
-    _needs_columns(n)
-    torch.manual_seed(11)
-    dnet, b, partial, out, index, slot, values, energy = _select_step(torch.bfloat16, P, R, S,
-                                                                      n, split_k)
-    regions, keep = dnet.shape[1] // (P * R), R - S
-    out_t = torch.zeros_like(out) if split_k > 1 else poisoned(*out.shape)
-    index_t = torch.full_like(index, -7)
-    slot_t = torch.full_like(slot, -7)
-    values_t = poisoned(*values.shape, dtype=values.dtype)
-    energy_t = poisoned(regions, 2)
-    products.select_gather_mm_columns(dnet.t().contiguous(), partial, b, P, R, S, out_t,
-                                      split_k, index_t, slot_t, values_t, energy_t)
-    kept = _coarse_index(partial, P, R, keep)
-    assert index_t.tolist() == kept
-    assert torch.equal(slot_t, slot)
-    assert torch.equal(values_t, values)
-    assert torch.equal(energy_t, energy)
-    columns = [s * P + p for region in kept for s in region for p in range(P)]
-    expected = dnet.double()[:, columns] @ b.double()[columns]
-    assert relative_error(out_t, expected) < PRODUCT_TOLERANCE[torch.bfloat16]
 
 
 @select_problems

@@ -9,9 +9,7 @@ side streams (parallel branches of the captured graph).
             (float32 on an H100: on tf32 wgmma, which reads W^T, s^T, x^T made once each)
     coarse  norms fused into the cell step; each step's product selects the kept slices
             itself, reads them from dnet and writes the step's compact form and index; it and
-            dx read only the kept slices (index into W rows, nothing copied). In bf16 on
-            wgmma (where 128 rows divide N) the cell step also writes dnet_t transposed, where
-            a kept slice is whole rows, and the per-step product reads the slices there; the weight
+            dx read only the kept slices (index into W rows, nothing copied); the weight
             gradients read dnet with the dropped slices as zeros (faster on H100 than
             skipping them, as they never wait per step): zeroed once in dnet, then dense's
             kernel, where that runs on the copy engine; else masked_wgrad where it fits; else
@@ -51,10 +49,6 @@ COARSE_AS_DENSE_ROWS = 128  # float32 coarse runs dense's products where these d
 # where coarse's products run as dense's (float32 on tf32 wgmma), its cell step selects too
 # where the shape fits (pointwise.fused_coarse_fits); False: coarse_select after the cell step
 FUSED_COARSE_STEP = True
-# bf16 coarse's products read the slices from a transposed dnet where they run on it
-# (products.columns_on_wgmma; benchmarks/NOTES.md v17); False: from dnet and compact values
-COARSE_COLUMNS = True
-COLUMNS_ROWS_PER_CHUNK = 32  # the cell step's row chunk there (pointwise.TRANSPOSED_ROWS)
 
 
 @dataclass
@@ -130,11 +124,10 @@ class _Loop:
             return torch.zeros(self.batch, self.hidden, device=self.s.x.device)
         return gradient.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
-    def cell(self, t: int, dnet: torch.Tensor, norms=None, group=1, rows=8, layout="none",
-             dnet_t: torch.Tensor | None = None):
+    def cell(self, t: int, dnet: torch.Tensor, norms=None, group=1, rows=8, layout="none"):
         s = self.s
         backward_step(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1], s.cells[t],
-                      dnet, norms, group, rows, layout, clear_dh_rec=True, dnet_t=dnet_t)
+                      dnet, norms, group, rows, layout, clear_dh_rec=True)
 
     def cell_coarse(self, t: int, dnet: torch.Tensor, P: int, R: int, S: int,
                     index: torch.Tensor, slot: torch.Tensor, energy: torch.Tensor) -> None:
@@ -178,8 +171,8 @@ class _Loop:
         """h_{t-1} of every step, (T*N, H): a view of the forward's hidden states."""
         return self.s.hidden[:-1].reshape(-1, self.hidden)
 
-    def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor,
-               P: int, R: int, S: int, dnet: torch.Tensor | None = None,
+    def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
+               R: int, S: int, dnet: torch.Tensor | None = None,
                summary: Callable[[torch.Tensor], None] | None = None) -> LayerGrads:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
         dnet (T*N x 4H) the weight gradients read it: as dense's, once its dropped slices are
@@ -325,12 +318,9 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     # where the products run as dense's, the zeroing selection runs in the cell step where it
     # fits (benchmarks/NOTES.md v11); elsewhere the cell step leaves partial norms for it
     fused = as_dense and FUSED_COARSE_STEP and fused_coarse_fits(N, loop.hidden, P, R, dtype)
-    # bf16 on wgmma: the per-step product reads the kept slices from dnet transposed
-    columns = (not as_dense and COARSE_COLUMNS and products.columns_on_wgmma(dtype, device, N)
-               and N % COLUMNS_ROWS_PER_CHUNK == 0 and loop.hidden % 64 == 0)
-    rows = COLUMNS_ROWS_PER_CHUNK if columns else COARSE_ROWS_PER_CHUNK
     if not fused:
-        partial = torch.empty(norm_shape("coarse", N, loop.width, P, rows), device=device)
+        partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
+                              device=device)
     if as_dense:
         # float32 on tf32 wgmma: the products run as dense's over dnet with each step's dropped
         # slices zeroed, faster than the indexed mma.sync kernels where the batch fills whole
@@ -348,18 +338,6 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
                            DENSE_REGION, 0, summary=summary)
     values = loop.s.x.new_empty(T, N, regions * keep * P)
     split = loop.split(values.shape[2])
-    if columns:
-        # one transposed dnet for every step: each step's product has read it before the next
-        # cell step writes it, and it stays in L2
-        dnet_t = loop.s.x.new_empty(loop.width, N)
-        with early_launches():
-            for t in range(T - 1, -1, -1):
-                loop.cell(t, dnet[t], partial, P, rows, "coarse", dnet_t)
-                products.select_gather_mm_columns(dnet_t, partial, loop.s.w_hh, P, R, S,
-                                                  loop.dh, split, index[t], slot[t], values[t],
-                                                  energy[t])
-        return loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                           dnet.reshape(T * N, -1), summary)
     with early_launches():
         for t in range(T - 1, -1, -1):
             loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")

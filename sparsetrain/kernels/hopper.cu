@@ -155,18 +155,11 @@ __device__ __forceinline__ void bulk_load(void* shared, const TensorMap& map, in
 // rows x 128 columns each (those in a row share the A tile, in a column the B tile), BK = 64
 // (one 128-byte row), STAGES tiles in flight. Dynamic shared memory: STAGES stages of
 // hopper_stage<WGS, WG_N>() elements, then the block's index entries.
-// COLUMNS: A is not compact but a transposed dnet, groups x width x rows_per_group (width =
-// lda, all 4H gate columns), and compact column k of a row reads A's row of the gate column
-// that B's row k is: a kept slice is P whole rows of rows_per_group contiguous values there,
-// so A's tiles load in 16-byte copies along M (MN-major tiles, as region_wgrad's A) where a
-// row-major dnet gives 8-byte pieces of K (bf16, P = 4). The tiles stay inside a group. Under
-// SELECT the compact values are written from the tiles by the blocks of the first few column
-// tiles, 16 bytes of a row each (all blocks get selection.values), so no block does much more.
 template <int WGS, int WG_N> __host__ __device__ constexpr int hopper_stage() {
     return 64 * WGS * 64 + 64 * 128 * WG_N;
 }
 
-template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT, bool COLUMNS = false>
+template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT>
 __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
                                  int rows_per_group, OutT* out, int M, int Kc, int F, int lda,
                                  StepSelection selection) {
@@ -191,45 +184,28 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         bf16* As = stages + (tile % STAGES) * STAGE;
         bf16* Bs = As + BM * BK;
         int k0 = k_begin + tile * BK;
-        auto b_row = [&](int kk) {
-            return p_power ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
-                           : first_rows[kk / P - first_slice] + kk % P;
-        };
-        if constexpr (COLUMNS) {
-            constexpr int M_CHUNKS = BM / 8;
-            const bf16* group_rows = A + (size_t)(m0 / rows_per_group) * lda * rows_per_group
-                                     + m0 % rows_per_group;
+        int k_chunk = tid % 8, k = k0 + 8 * k_chunk;  // the same for all of a thread's A chunks
+        ChunkColumns columns{};
+        if constexpr (SELECT)
+            if (k < k_end) columns = chunk_columns<bf16>(first_rows, first_slice, k, P, p_shift);
 #pragma unroll
-            for (int i = 0; i < A_CHUNKS; ++i) {
-                int e = i * THREADS + tid, k = e / M_CHUNKS, m_chunk = e % M_CHUNKS;
-                bool inside = k0 + k < k_end;
-                const bf16* source =
-                    inside ? group_rows + (size_t)b_row(k0 + k) * rows_per_group + 8 * m_chunk : A;
-                copy_async16(As + (m_chunk / 8) * BK * 64 + swizzled(k, m_chunk % 8), source,
-                             inside ? 16 : 0);
-            }
-        } else {
-            int k_chunk = tid % 8, k = k0 + 8 * k_chunk;  // the same for all of a thread's A chunks
-            ChunkColumns columns{};
+        for (int i = 0; i < A_CHUNKS; ++i) {
+            int m = (i * THREADS + tid) / 8;
+            bool inside = m0 + m < M && k < k_end;
+            const bf16* row = A + (size_t)min(m0 + m, M - 1) * lda;
             if constexpr (SELECT)
-                if (k < k_end) columns = chunk_columns<bf16>(first_rows, first_slice, k, P, p_shift);
-#pragma unroll
-            for (int i = 0; i < A_CHUNKS; ++i) {
-                int m = (i * THREADS + tid) / 8;
-                bool inside = m0 + m < M && k < k_end;
-                const bf16* row = A + (size_t)min(m0 + m, M - 1) * lda;
-                if constexpr (SELECT)
-                    copy_selected(As + swizzled(m, k_chunk), row, columns, inside);
-                else
-                    copy_async16(As + swizzled(m, k_chunk), inside ? row + k : A, inside ? 16 : 0);
-            }
+                copy_selected(As + swizzled(m, k_chunk), row, columns, inside);
+            else
+                copy_async16(As + swizzled(m, k_chunk), inside ? row + k : A, inside ? 16 : 0);
         }
 #pragma unroll
         for (int i = 0; i < B_CHUNKS; ++i) {
             int e = i * THREADS + tid, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
             int kk = k0 + k, n = n0 + 8 * n_chunk;
             bool inside = kk < k_end && n < F;
-            const bf16* source = inside ? B + (size_t)b_row(kk) * F + n : B;
+            int b_row = p_power ? first_rows[(kk >> p_shift) - first_slice] + (kk & (P - 1))
+                               : first_rows[kk / P - first_slice] + kk % P;
+            const bf16* source = inside ? B + (size_t)b_row * F + n : B;
             copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8), source,
                          inside ? 16 : 0);
         }
@@ -251,23 +227,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         copy_async_wait<STAGES - 2>();
         fence_async_shared();
         __syncthreads();
-        if constexpr (SELECT && COLUMNS)
-            if (selection.values) {
-                const bf16* stage = stages + (tile % STAGES) * STAGE;
-                int k_first = k_begin + tile * BK;
-                for (int e = blockIdx.x * THREADS + tid; e < BM * BK / 8; e += gridDim.x * THREADS) {
-                    int m = e / (BK / 8), k = 8 * (e % (BK / 8));
-                    if (m0 + m >= M || k_first + k >= k_end) continue;
-                    const bf16* atom = stage + (m / 64) * BK * 64;
-                    __align__(16) bf16 piece[8];
-#pragma unroll
-                    for (int r = 0; r < 8; ++r) piece[r] = atom[swizzled(k + r, (m % 64) / 8) + m % 8];
-                    *reinterpret_cast<uint4*>(static_cast<bf16*>(selection.values)
-                                              + (size_t)(m0 + m) * Kc + k_first + k) =
-                        *reinterpret_cast<const uint4*>(piece);
-                }
-            }
-        if constexpr (SELECT && !COLUMNS)
+        if constexpr (SELECT)
             if (selection.values) {
                 int k_chunk = tid % 8, k = k_begin + tile * BK + 8 * k_chunk;
 #pragma unroll
@@ -282,14 +242,9 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         const bf16* Bs = stages + (tile % STAGES) * STAGE + BM * BK + group_n * 2 * BK * 64;
         wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < BK / 16; ++j) {  // k16 step j: 32 bytes into A's rows (COLUMNS:
-                                             // 16 rows of A), 16 rows of B
-            unsigned long long b = tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024);
-            if constexpr (COLUMNS)
-                wgmma_64x128<1>(d, tile_descriptor(As + 16 * 64 * j, BK * 128, 1024), b);
-            else
-                wgmma_64x128<0>(d, tile_descriptor(As + 16 * j, 16, 1024), b);
-        }
+        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
+            wgmma_64x128<0>(d, tile_descriptor(As + 16 * j, 16, 1024),
+                         tile_descriptor(Bs + 16 * 64 * j, BK * 128, 1024));
         wgmma_commit();
         wgmma_wait<1>();
     }
@@ -478,17 +433,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
     gather_mm_hopper<float, 2, 1, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
                                         step_selection(partial, chunks, width / P, R, R - S,
                                                        index, slot, energy, values));
-}
-// The same reading a transposed dnet (4H x M: gate column-major).
-extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_columns_bfloat16(
-    const bf16* dnet_t, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
-    const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
-    bf16* values) {
-    StepSelection selection = step_selection(partial, chunks, width / P, R, R - S, index, slot,
-                                             energy, values);
-    selection.values = values;  // every block writes its share
-    gather_mm_hopper<float, 2, 1, 3, true, true>(dnet_t, B, nullptr, P, M, out, M, Kc, F, width,
-                                              selection);
 }
 
 // 64 x 128 on one warpgroup; 128 x 128 on two that share the B tile (for a small accumulator,

@@ -65,20 +65,13 @@ __device__ __forceinline__ float cell_backward(float i, float f, float g, float 
 // 1 (coarse): norms[chunk][column group]; 2 (fine): norms[column group][chunk].
 // clear_dh_rec: dh_rec is zeroed once read, ready for the split-K product that adds the next
 // step's dh_rec into it (saves a memset launch per step).
-// TRANSPOSED (rows_per_chunk, N a multiple of it): dnet also written transposed into dnet_t,
-// 4H x N, for the products that read a kept slice as P rows there (hopper.cu's COLUMNS). The
-// block's rows go through shared memory, so that a column's TRANSPOSED rows are written as one
-// run of whole 32-byte sectors (from 16 rows of bf16): runs of 8 rows, half sectors, made the
-// cell step 3.5x slower at xl (benchmarks/NOTES.md v17).
 // A thread takes VEC adjacent hidden units of each of its rows; blocks are 32 * VEC units wide.
-template <typename T, int VEC, int TRANSPOSED = 0>
+template <typename T, int VEC>
 __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const T* gates,
                               const float* c, const float* c_prev, T* dnet, float* norms,
                               int N, int H, int group, int rows_per_chunk, int norm_layout,
-                              int clear_dh_rec, T* dnet_t) {
-    constexpr int UNITS = 32 * VEC;
+                              int clear_dh_rec) {
     __shared__ float partial[4][VEC][8][33];
-    __shared__ __align__(16) T transposing[4][TRANSPOSED > 0 ? TRANSPOSED : 1][UNITS];
     int tx = threadIdx.x, ty = threadIdx.y;
     int j = (blockIdx.x * 32 + tx) * VEC;
     int chunk = blockIdx.y;
@@ -120,24 +113,7 @@ __device__ void backward_step(float* dh_rec, const T* grad_out, float* dc, const
             for (int v = 0; v < VEC; ++v) {
                 float stored = to_f(from_f<T>(d[q][v]));  // the norm of what the products read
                 sq[q][v] += stored * stored;
-                if constexpr (TRANSPOSED > 0)
-                    transposing[q][n - chunk * rows_per_chunk][tx * VEC + v] = from_f<T>(d[q][v]);
             }
-        }
-    }
-    if constexpr (TRANSPOSED > 0) {
-        __syncthreads();
-        // 16-byte pieces, PIECES to a column's run: consecutive threads write one run
-        constexpr int ROWS_PER_PIECE = 16 / sizeof(T), PIECES = TRANSPOSED / ROWS_PER_PIECE;
-        for (int e = ty * 32 + tx; e < 4 * UNITS * PIECES; e += 256) {
-            int column = e / PIECES, first = (e % PIECES) * ROWS_PER_PIECE;
-            int q = column / UNITS, unit = column % UNITS;
-            __align__(16) T piece[ROWS_PER_PIECE];
-#pragma unroll
-            for (int r = 0; r < ROWS_PER_PIECE; ++r) piece[r] = transposing[q][first + r][unit];
-            *reinterpret_cast<uint4*>(dnet_t + (size_t)(q * H + blockIdx.x * UNITS + unit) * N
-                                      + chunk * rows_per_chunk + first) =
-                *reinterpret_cast<const uint4*>(piece);
         }
     }
     let_next_kernel_launch();
@@ -301,23 +277,18 @@ __device__ void backward_step_coarse(float* __restrict__ dh_rec, const T* __rest
 FORWARD_ENTRY(lstm_forward_step_float32, float)
 FORWARD_ENTRY(lstm_forward_step_bfloat16, bf16)
 
-#define BACKWARD_ENTRY(NAME, T, VEC, TRANSPOSED)                                             \
+#define BACKWARD_ENTRY(NAME, T, VEC)                                                         \
     extern "C" __global__ void NAME(float* dh_rec, const T* grad_out, float* dc,              \
                                     const T* gates, const float* c, const float* c_prev,      \
                                     T* dnet, float* norms, int N, int H, int group,           \
-                                    int rows_per_chunk, int norm_layout, int clear_dh_rec,    \
-                                    T* dnet_t) {                                              \
-        backward_step<T, VEC, TRANSPOSED>(dh_rec, grad_out, dc, gates, c, c_prev, dnet, norms, \
-                                          N, H, group, rows_per_chunk, norm_layout,           \
-                                          clear_dh_rec, dnet_t);                              \
+                                    int rows_per_chunk, int norm_layout, int clear_dh_rec) {  \
+        backward_step<T, VEC>(dh_rec, grad_out, dc, gates, c, c_prev, dnet, norms, N, H,      \
+                              group, rows_per_chunk, norm_layout, clear_dh_rec);              \
     }
-BACKWARD_ENTRY(lstm_backward_step_float32, float, 1, 0)
-BACKWARD_ENTRY(lstm_backward_step_bfloat16, bf16, 1, 0)
-BACKWARD_ENTRY(lstm_backward_step_pairs_float32, float, 2, 0)  // H a multiple of 64
-BACKWARD_ENTRY(lstm_backward_step_pairs_bfloat16, bf16, 2, 0)
-// with dnet transposed, a row chunk of 16 or 32 rows (pointwise.TRANSPOSED_ROWS)
-BACKWARD_ENTRY(lstm_backward_step_pairs_transposed16_bfloat16, bf16, 2, 16)
-BACKWARD_ENTRY(lstm_backward_step_pairs_transposed32_bfloat16, bf16, 2, 32)
+BACKWARD_ENTRY(lstm_backward_step_float32, float, 1)
+BACKWARD_ENTRY(lstm_backward_step_bfloat16, bf16, 1)
+BACKWARD_ENTRY(lstm_backward_step_pairs_float32, float, 2)  // H a multiple of 64
+BACKWARD_ENTRY(lstm_backward_step_pairs_bfloat16, bf16, 2)
 
 #define BACKWARD_COARSE_ENTRY(NAME, T)                                                         \
     extern "C" __global__ void __cluster_dims__(1, ROW_SHARES, 1) NAME(                        \

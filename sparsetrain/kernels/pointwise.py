@@ -9,9 +9,6 @@ from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 
 NORM_LAYOUTS = {"none": 0, "coarse": 1, "fine": 2}
 ROWS_PER_THREAD_BLOCK = 8
-# Row chunks of the cell step that writes dnet transposed: a column's rows of a chunk are one
-# run of whole sectors (pointwise.cu TRANSPOSED)
-TRANSPOSED_ROWS = (16, 32)
 
 
 def _hidden(net: torch.Tensor) -> tuple[int, int]:
@@ -57,25 +54,16 @@ def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor
                   gates: torch.Tensor, c: torch.Tensor, c_prev: torch.Tensor,
                   dnet: torch.Tensor, norms: torch.Tensor | None = None, group: int = 1,
                   rows_per_chunk: int = 32, layout: str = "none",
-                  clear_dh_rec: bool = False, dnet_t: torch.Tensor | None = None) -> None:
+                  clear_dh_rec: bool = False) -> None:
     """dnet from dh = dh_rec + grad_out and dc; dc becomes dc_{t-1}; with clear_dh_rec, dh_rec
     becomes zeros once read (for a split-K product that adds into it next).
 
     With layout "coarse" (norms: chunks x 4H/group) or "fine" (norms: 4H/group x chunks), also
     the squared L2 norm of the stored dnet over each `group` columns x `rows_per_chunk` rows.
-    With dnet_t (4H, N), dnet also transposed into it: bf16, H a multiple of 64,
-    rows_per_chunk one of TRANSPOSED_ROWS dividing N.
     """
     n, hidden = _hidden(gates)
     _expect_cell_tensors(dh_rec, grad_out, dc, gates, c, c_prev, dnet, n, hidden)
     dtype = gates.dtype
-    if dnet_t is not None:
-        expect_rule(dtype == torch.bfloat16 and hidden % 64 == 0
-                    and rows_per_chunk in TRANSPOSED_ROWS and n % rows_per_chunk == 0,
-                    f"backward_step: a transposed dnet needs bfloat16, H ({hidden}) a multiple "
-                    f"of 64 and rows_per_chunk ({rows_per_chunk}) one of "
-                    f"{', '.join(map(str, TRANSPOSED_ROWS))} dividing N ({n})")
-        expect(dnet_t, "dnet_t", dtype, (4 * hidden, n))
     expect_rule(layout in NORM_LAYOUTS, f"layout: one of {', '.join(NORM_LAYOUTS)}, got {layout!r}")
     if layout != "none":
         expect_rule(group in (1, 2, 4, 8, 16, 32), f"group: a power of two <= 32, got {group}")
@@ -84,13 +72,11 @@ def backward_step(dh_rec: torch.Tensor, grad_out: torch.Tensor, dc: torch.Tensor
                norm_shape(layout, n, 4 * hidden, group, rows_per_chunk))
     units = 2 if hidden % 64 == 0 else 1  # adjacent hidden units per thread
     entry = "lstm_backward_step_pairs" if units == 2 else "lstm_backward_step"
-    if dnet_t is not None:
-        entry += f"_transposed{rows_per_chunk}"
     launch("pointwise", f"{entry}_{DTYPE_NAMES[dtype]}",
            (hidden // (32 * units), -(-n // rows_per_chunk)), (32, ROWS_PER_THREAD_BLOCK),
            (dh_rec, grad_out, dc, gates, c, c_prev, dnet,
             norms if norms is not None else dc, n, hidden, group, rows_per_chunk,
-            NORM_LAYOUTS[layout], int(clear_dh_rec), dnet_t))
+            NORM_LAYOUTS[layout], int(clear_dh_rec)))
 
 
 # 128 threads: 4 rows of the block at a time; a cluster's blocks then fit in one wave at the

@@ -268,36 +268,17 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     per region; slot (4H/P,) each slice's compact slice or -1; values (N, G*(R-S)*P) the
     compact form s; energy (G, 2) kept and total squared norm per region.
     """
-    n, width = _expect_selection("select_gather_mm", dnet, partial, b, P, R, S, out, index,
-                                 slot, energy)
-    kc = _kept_columns(width, P, R, S)
-    expect(values, "values", dnet.dtype, (n, kc))
-    module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
-    grid, block, shared = gather_geometry(dnet.dtype, n, kc, b.shape[1], P, split_k, tiles)
-    launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
-           (dnet, b, P, out, n, kc, b.shape[1], width, partial, partial.shape[0], R, S, index,
-            slot, energy, values), shared_mem=shared)
-
-
-def _kept_columns(width: int, P: int, R: int, S: int) -> int:
-    return width // (P * R) * (R - S) * P
-
-
-def _expect_selection(name: str, dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
-                      P: int, R: int, S: int, out: torch.Tensor, index: torch.Tensor,
-                      slot: torch.Tensor, energy: torch.Tensor,
-                      transposed: bool = False) -> tuple[int, int]:
-    """The checks of an in-product coarse selection's arguments; (N, 4H)."""
     expect_kernel_dtype(dnet.dtype, "dnet")
-    layout = "(4H, N)" if transposed else "(N, 4H)"
-    expect_rule(dnet.dim() == 2, f"{name}: dnet must be {layout}, got {tuple(dnet.shape)}")
-    width, n = dnet.shape if transposed else reversed(dnet.shape)
+    expect_rule(dnet.dim() == 2, f"select_gather_mm: dnet must be (N, 4H), got {tuple(dnet.shape)}")
+    n, width = dnet.shape
     problem = coarse_problem(P, R, S, width)
-    expect_rule(problem is None, f"{name}: {problem}")
+    expect_rule(problem is None, f"select_gather_mm: {problem}")
     regions, keep = width // (P * R), R - S
+    kc = regions * keep * P
     chunk = chunk_elements(dnet.dtype)
     expect_rule(n % SMALL_TILES.rows == 0 and b.dim() == 2 and b.shape[1] % chunk == 0,
-                f"{name}: F must be a multiple of {chunk}, N ({n}) of {SMALL_TILES.rows}")
+                f"select_gather_mm: F must be a multiple of {chunk}, N ({n}) of "
+                f"{SMALL_TILES.rows}")
     expect(dnet, "dnet", dnet.dtype)
     chunks = partial.shape[0] if partial.dim() == 2 else -1
     expect(partial, "partial", torch.float32, (chunks, width // P))
@@ -305,35 +286,14 @@ def _expect_selection(name: str, dnet: torch.Tensor, partial: torch.Tensor, b: t
     expect(out, "out", torch.float32, (n, b.shape[1]))
     expect(index, "index", torch.int32, (regions, keep))
     expect(slot, "slot", torch.int32, (width // P,))
+    expect(values, "values", dnet.dtype, (n, kc))
     expect(energy, "energy", torch.float32, (regions, 2))
-    return n, width
-
-
-def columns_on_wgmma(dtype: torch.dtype, device: torch.device, rows: int) -> bool:
-    """Whether select_gather_mm_columns runs here: bf16 on sm_90, whole 128-row tiles."""
-    return _wgmma(dtype, device) and rows % HOPPER_TILES.rows == 0
-
-
-def select_gather_mm_columns(dnet_t: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
-                             P: int, R: int, S: int, out: torch.Tensor, split_k: int,
-                             index: torch.Tensor, slot: torch.Tensor, values: torch.Tensor,
-                             energy: torch.Tensor) -> None:
-    """select_gather_mm over dnet transposed, dnet_t (4H, N) as the cell step writes it
-    (pointwise.backward_step's dnet_t): a kept slice is P rows of it, so the product loads it
-    in whole 16-byte copies. Writes the same selection and compact values. Where
-    columns_on_wgmma."""
-    n, width = _expect_selection("select_gather_mm_columns", dnet_t, partial, b, P, R, S, out,
-                                 index, slot, energy, transposed=True)
-    expect_rule(columns_on_wgmma(dnet_t.dtype, dnet_t.device, n),
-                f"select_gather_mm_columns: needs bf16 on sm_90 and N ({n}) a multiple of "
-                f"{HOPPER_TILES.rows}")
-    kc = _kept_columns(width, P, R, S)
-    expect(values, "values", dnet_t.dtype, (n, kc))
-    grid, block, shared = gather_geometry(dnet_t.dtype, n, kc, b.shape[1], P, split_k,
-                                          HOPPER_TILES)
-    launch("hopper", "select_gather_mm_hopper_columns_bfloat16", grid, block,
-           (dnet_t, b, P, out, n, kc, b.shape[1], width, partial, partial.shape[0], R, S, index,
-            slot, energy, values), shared_mem=shared)
+    features = b.shape[1]
+    module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
+    grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles)
+    launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
+           (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot, energy,
+            values), shared_mem=shared)
 
 
 def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) -> int:
