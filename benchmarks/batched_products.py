@@ -1,8 +1,7 @@
 """gather_mm on the batched product dx = s W_ih of the bench shapes (bf16, H100), for dense
 (every slice) and coarse 50% (half the slices), against torch.matmul (cuBLAS) on the same
 un-indexed product: how far our batched products are from the library's; gather_mm loaded by
-cp.async, by the copy engine (TMA) and, for coarse, A by the copy engine and B by cp.async in
-loading warps (gather_mm_tma_a). Each is checked
+cp.async and by the copy engine (TMA). Each is checked
 against torch and timed (bench.measure.kernel_ms).
 
 (Its first version also timed 128 x 256 tiles on four warpgroups: 3-19% slower than 128 x 128,
@@ -22,16 +21,12 @@ from sparsetrain.kernels import products
 
 SLICE = 4  # coarse's P
 # gather_mm's kernels, by the products settings that select them: loaded by cp.async (128 x
-# 128), or by the copy engine (128 x 128 and 128 x 256 tiles), B's rows in boxes of a slice
-# each ("tma") or, for coarse, by cp.async in loading warps ("tma a", gather_mm_tma_a).
-TMA = {"USE_TMA": True, "TMA_GATHER_SLICE": 1, "TMA_A": False}  # P = 4 too, 16 boxes a tile
-TMA_A = {"USE_TMA": True, "TMA_GATHER_SLICE": 64, "TMA_A": True}
+# 128), or by the copy engine (128 x 128 and 128 x 256 tiles).
+TMA = {"USE_TMA": True, "TMA_GATHER_SLICE": 1}  # P = 4 too, 16 boxes a tile
 KERNELS = {
     "gather_mm cp.async": {"USE_TMA": False},
     "gather_mm tma 128x128": TMA | {"TMA_GATHER_WIDE": False},
     "gather_mm tma 128x256": TMA | {"TMA_GATHER_WIDE": True},
-    "gather_mm tma a 128x128": TMA_A | {"TMA_GATHER_WIDE": False},
-    "gather_mm tma a 128x256": TMA_A | {"TMA_GATHER_WIDE": True},
 }
 
 
@@ -61,8 +56,6 @@ def main():
             def work():
                 products.gather_mm(values, w_ih, index, P, batch, out)
             for kernel, settings in KERNELS.items():
-                if "tma a" in kernel and method == "dense":  # 64-row slices: the boxes
-                    continue
                 with overridden(products, settings):
                     out.fill_(float("nan"))
                     work()
@@ -73,9 +66,9 @@ def main():
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "batched_products.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "results": results}, indent=1))
-    print(f"{'shape':6} {'method':7} {'kernel':24} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
+    print(f"{'shape':6} {'method':7} {'kernel':22} {'us':>8} {'TFLOP/s':>8} {'rel err':>9}")
     for r in results:
-        print(f"{r['shape']:6} {r['method']:7} {r['kernel']:24} {1000 * r['ms']:8.1f} "
+        print(f"{r['shape']:6} {r['method']:7} {r['kernel']:22} {1000 * r['ms']:8.1f} "
               f"{r['tflops']:8.1f} {r['error']:9.2e}")
 
 

@@ -269,10 +269,8 @@ def _gathered_rows(index_row, P):
 # box of 16 rows a slice
 @pytest.mark.parametrize("P", [4, 12, 16])
 @pytest.mark.parametrize("rows_per_group", [64, 128])  # 128: the 128-row tilings
-# "tma a": A by the copy engine, B's rows by cp.async (every P here: the boxes take none)
 @pytest.mark.parametrize("kernels", ["wgmma cp.async", "wgmma tma", "wgmma tma 128x256",
-                                     "wgmma tma step", "wgmma tma a", "wgmma tma a 128x256",
-                                     "mma"])
+                                     "wgmma tma step", "mma"])
 def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, split_k, P,
                                                          rows_per_group, kernels, monkeypatch):
     if split_k > 1 and out_dtype != torch.float32:
@@ -281,8 +279,7 @@ def test_gather_mm_multiplies_by_the_indexed_weight_rows(a_dtype, out_dtype, spl
     monkeypatch.setattr(products, "USE_TMA", "tma" in kernels)
     # however few the blocks (the step entry: none of the batched entries) and narrow the slices
     monkeypatch.setattr(products, "TMA_GATHER_LEAST_BLOCKS", 10**9 if "step" in kernels else 0)
-    monkeypatch.setattr(products, "TMA_GATHER_SLICE", 64 if "tma a" in kernels else 1)
-    monkeypatch.setattr(products, "TMA_A", "tma a" in kernels)
+    monkeypatch.setattr(products, "TMA_GATHER_SLICE", 1)
     monkeypatch.setattr(products, "TMA_GATHER_WIDE", kernels.endswith("256"))
     groups, kept_slices, features = 3, 40, 328
     a = randn(groups * rows_per_group, kept_slices * P, dtype=a_dtype)

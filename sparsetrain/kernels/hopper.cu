@@ -140,12 +140,6 @@ __device__ __forceinline__ void barrier_wait(unsigned long long* barrier, int pa
                      "selp.u32 %0, 1, 0, p;\n}\n"
                      : "=r"(done) : "r"(smem_address(barrier)), "r"(parity) : "memory");
 }
-// Arrives on `barrier` once this thread's cp.async copies so far have landed (noinc: the
-// arrival is one of those the barrier was initialised to expect).
-__device__ __forceinline__ void copy_async_arrive(unsigned long long* barrier) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n"
-                 :: "r"(smem_address(barrier)) : "memory");
-}
 // The box of `map` at (c0, c1, c2), innermost first, into `shared`; zeros past the tensor.
 __device__ __forceinline__ void bulk_load(void* shared, const TensorMap& map, int c0, int c1,
                                           int c2, unsigned long long* barrier) {
@@ -476,11 +470,7 @@ WGRAD_HOPPER_ENTRY(region_wgrad_hopper_masked_wide_bfloat16, 128, 2, 2, 4, false
 // stage's "full" barrier completes when its bytes have landed, "empty" when every multiplying
 // thread has seen its wgmmas on it complete, so loads run up to STAGES tiles ahead with no
 // block-wide barrier. Returns whether this thread multiplies (the loading warp is done).
-// FULL_ARRIVALS > 1: the loading threads also copy by cp.async, and each arrives on the full
-// barrier as its copies land (copy_async_arrive); the multipliers then fence those writes
-// before their wgmmas read them.
-template <int STAGES, int MULTIPLIERS, int STAGE_BYTES, int FULL_ARRIVALS = 1, typename Load,
-          typename Multiply>
+template <int STAGES, int MULTIPLIERS, int STAGE_BYTES, typename Load, typename Multiply>
 __device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Load load,
                                              Multiply multiply) {
     auto* full = reinterpret_cast<unsigned long long*>(ring);
@@ -488,7 +478,7 @@ __device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Loa
     int tid = threadIdx.x;
     if (tid == 0)
         for (int s = 0; s < STAGES; ++s) {
-            barrier_init(full + s, FULL_ARRIVALS);
+            barrier_init(full + s, 1);
             barrier_init(empty + s, MULTIPLIERS);
         }
     __syncthreads();
@@ -505,7 +495,6 @@ __device__ __forceinline__ bool tma_pipeline(unsigned char* ring, int tiles, Loa
     for (int tile = 0; tile < tiles; ++tile) {
         int stage = tile % STAGES;
         barrier_wait(full + stage, (tile / STAGES) & 1);
-        if constexpr (FULL_ARRIVALS > 1) fence_async_shared();
         wgmma_fence();
         multiply(tile, stage);
         wgmma_commit();
@@ -579,24 +568,6 @@ KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_bfloat16_out_bfloat16, bf16, 1, 6)
 KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16_out_float32, float, 2, 4)
 KEEP_ALL_TMA_ENTRY(keep_all_wgrad_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4)
 
-// A warpgroup's wgmmas on one stage of gather_mm's copy-engine-fed kernels: its 64 rows of the
-// 128 x 64 A tile (K-major, a 128-byte swizzled row each) by the 64 x 128 * HALVES B tile (kept
-// rows of B, in atoms of 64 columns).
-template <int HALVES>
-__device__ __forceinline__ void multiply_gather_stage(float (*d)[64], const bf16* stage,
-                                                      int group) {
-    constexpr int BM = 128, BK = 64;
-    const bf16* As = stage + group * 64 * BK;
-    const bf16* Bs = stage + BM * BK;
-#pragma unroll
-    for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
-#pragma unroll
-        for (int half = 0; half < HALVES; ++half)
-            wgmma_64x128<0>(d[half], tile_descriptor(As + 16 * j, 16, 1024),
-                            tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j, BK * 128,
-                                            1024));
-}
-
 // gather_mm's product (out = A . B[kept rows], as gather_mm_hopper without SELECT) fed by the
 // copy engine, for P dividing 64: A's tile is one box of 128 rows x 64 k; B's, for each slice
 // in the tile, its P rows of each 64-column atom, a box of their own at the slice's first row
@@ -636,7 +607,15 @@ __device__ void gather_mm_tma(const TensorMap& a_map, const TensorMap& b_map, co
         }
     };
     auto multiply = [&](int, int stage) {
-        multiply_gather_stage<HALVES>(d, stages + stage * STAGE, group);
+        const bf16* As = stages + stage * STAGE + group * 64 * BK;  // this warpgroup's 64 rows
+        const bf16* Bs = stages + stage * STAGE + BM * BK;
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j)  // k16 step j: 32 bytes into A's rows, 16 rows of B
+#pragma unroll
+            for (int half = 0; half < HALVES; ++half)
+                wgmma_64x128<0>(d[half], tile_descriptor(As + 16 * j, 16, 1024),
+                                tile_descriptor(Bs + half * 2 * BK * 64 + 16 * 64 * j,
+                                                BK * 128, 1024));
     };
     bool multiplied = tma_pipeline<STAGES, 256, STAGE * 2>(shared_bytes, share.tiles, load,
                                                            multiply);
@@ -659,71 +638,6 @@ GATHER_TMA_ENTRY(gather_mm_tma_wide_bfloat16_out_bfloat16, bf16, 2, 4, 1)
 // The per-step product (a few rows, split-K): three stages, two blocks an SM, as the cp.async
 // kernel's.
 GATHER_TMA_ENTRY(gather_mm_tma_step_bfloat16_out_float32, float, 1, 3, 2)
-
-// gather_mm's product for slices of any P (coarse's dx, P = 4), where a box a slice is too
-// small for the copy engine (16 boxes a tile ran 2.1x slower than cp.async at xl): A's tile is
-// one box, as in gather_mm_tma, and B's kept rows are copied 16 bytes at a time by cp.async, in
-// LOADER_WARPS warps that do nothing else (the cp.async-fed kernel's every thread loads both
-// operands between its wgmmas). Each loading thread arrives on the stage's full barrier as its
-// copies land. Rows of B past the block's share of Kc, or columns past F, are zeros. a_map as
-// gather_mm_tma's; B (b_rows, F) row-major. Dynamic shared memory as gather_mm_tma's.
-constexpr int TMA_A_LOADER_WARPS = 2;
-template <typename OutT, int HALVES, int STAGES>
-__device__ void gather_mm_tma_a(const TensorMap& a_map, const bf16* B, const int* index, int P,
-                                int rows_per_group, OutT* out, int M, int Kc, int F) {
-    constexpr int BM = 128, BN = 128 * HALVES, BK = 64, LOADERS = 32 * TMA_A_LOADER_WARPS;
-    constexpr int STAGE = BK * BM + BK * BN, N_CHUNKS = BN / 8;
-    constexpr int B_CHUNKS = BK * N_CHUNKS / LOADERS;
-    extern __shared__ __align__(1024) unsigned char shared_bytes[];
-    bf16* stages = reinterpret_cast<bf16*>(shared_bytes + RING_BYTES);
-    int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
-    int tid = threadIdx.x, group = tid / 128;
-    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const int* idx = index + (size_t)(m0 / rows_per_group) * (Kc / P);
-    KShare share = gather_rows<BK, false>(idx, StepSelection{}, P, Kc, first_rows);
-    int p_shift = __ffs(P) - 1;
-    bool p_power = (P & (P - 1)) == 0;
-    float d[HALVES][64];
-#pragma unroll
-    for (int half = 0; half < HALVES; ++half)
-#pragma unroll
-        for (int i = 0; i < 64; ++i) d[half][i] = 0.f;
-    auto load = [&](int tile, int stage, int loader, unsigned long long* full) {
-        bf16* As = stages + stage * STAGE;
-        bf16* Bs = As + BK * BM;
-        int k0 = share.begin + tile * BK;
-        if (loader == 0) bulk_load(As, a_map, k0, m0, 0, full);
-#pragma unroll
-        for (int i = 0; i < B_CHUNKS; ++i) {
-            int e = i * LOADERS + loader, k = e / N_CHUNKS, n_chunk = e % N_CHUNKS;
-            int kk = k0 + k, n = n0 + 8 * n_chunk;
-            bool inside = kk < share.end && n < F;
-            int slice = p_power ? kk >> p_shift : kk / P;
-            int b_row = first_rows[slice - share.first_slice] + kk - slice * P;
-            copy_async16(Bs + (n_chunk / 8) * BK * 64 + swizzled(k, n_chunk % 8),
-                         inside ? B + (size_t)b_row * F + n : B, inside ? 16 : 0);
-        }
-        copy_async_arrive(full);
-    };
-    auto multiply = [&](int, int stage) {
-        multiply_gather_stage<HALVES>(d, stages + stage * STAGE, group);
-    };
-    bool multiplied = tma_pipeline<STAGES, 256, BM * BK * 2, LOADERS + 1>(
-        shared_bytes, share.tiles, load, multiply);
-    if (!multiplied) return;
-    store_two_warpgroup_tile<HALVES>(d, out, m0, n0, M, F, gridDim.z > 1);
-}
-#define GATHER_TMA_A_ENTRY(NAME, OutT, HALVES, STAGES)                                         \
-    extern "C" __global__ void __launch_bounds__(256 + 32 * TMA_A_LOADER_WARPS, 1) NAME(       \
-        const __grid_constant__ TensorMap a_map, const bf16* B, const int* index, int P,       \
-        int rows_per_group, OutT* out, int M, int Kc, int F) {                                 \
-        gather_mm_tma_a<OutT, HALVES, STAGES>(a_map, B, index, P, rows_per_group, out, M, Kc,  \
-                                              F);                                              \
-    }
-GATHER_TMA_A_ENTRY(gather_mm_tma_a_bfloat16_out_float32, float, 1, 6)
-GATHER_TMA_A_ENTRY(gather_mm_tma_a_bfloat16_out_bfloat16, bf16, 1, 6)
-GATHER_TMA_A_ENTRY(gather_mm_tma_a_wide_bfloat16_out_float32, float, 2, 4)
-GATHER_TMA_A_ENTRY(gather_mm_tma_a_wide_bfloat16_out_bfloat16, bf16, 2, 4)
 
 // out (M x F, float32) = A (M x K) . B (F x K)^T, both float32 and K-major (rows of K), on tf32
 // wgmma fed by the copy engine: the float32 weight gradients (A = s^T, B = x^T over all T*N

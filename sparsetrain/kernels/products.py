@@ -70,12 +70,6 @@ TMA_BOX = (64, 64, 1)  # one 64 x 64 atom of one step
 TMA_GATHER_LEAST_BLOCKS = 132
 TMA_GATHER_SLICE = 64
 TMA_GATHER_WIDE = True
-# Where the slices are narrower (coarse's dx, P = 4) and the blocks fill the GPU: A's tile by the
-# copy engine, B's kept rows by cp.async in loading warps of their own (hopper.cu
-# gather_mm_tma_a), on the same tiles; switched off by benchmarks that time the cp.async-fed
-# kernel instead.
-TMA_A = True
-TMA_A_THREADS = 320  # hopper.cu: 256 multiplying, TMA_A_LOADER_WARPS = 2 warps loading
 # The per-step product where every slice is kept (64-row slices, float32 out): 128 x 128 tiles
 # in three stages, two blocks an SM (hopper.cu gather_mm_tma_step).
 TMA_STEP = True
@@ -193,9 +187,9 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     expect(index, "index", torch.int32, (m // rows_per_group, kc // P))
     expect(out, "out", out.dtype, (m, b.shape[1]))
     features = b.shape[1]
-    route = _gather_tma_route(a.dtype, a.device, P, rows_per_group, m, features, out.dtype)
-    if route is not None:
-        _gather_tma(a, b, index, P, rows_per_group, out, split_k, *route)
+    tma_tiles = _gather_tma_tiles(a.dtype, a.device, P, rows_per_group, m, features, out.dtype)
+    if tma_tiles is not None:
+        _gather_tma(a, b, index, P, rows_per_group, out, split_k, tma_tiles)
         return
     module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
@@ -204,45 +198,32 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
            shared_mem=shared)
 
 
-def _gather_tma_route(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
-                      rows: int, features: int,
-                      out_dtype: torch.dtype) -> tuple[str, Tiles] | None:
-    """(entry prefix, tiles) of the copy-engine-fed gather_mm for this product, or None where
-    none runs. They take bf16 on sm_90 and 128-row tiles inside an index group. Where the
-    slices are TMA_GATHER_SLICE rows dividing a 64-row tile (each slice a box of its own):
-    gather_mm_tma, its batched entry where its 128 x 128 blocks would fill the GPU, else the
-    per-step one (float32 out). Narrower slices, where the blocks fill the GPU:
-    gather_mm_tma_a."""
-    if not (USE_TMA and _wgmma(dtype, device) and rows_per_group % TMA_TILES.rows == 0):
+def _gather_tma_tiles(dtype: torch.dtype, device: torch.device, P: int, rows_per_group: int,
+                      rows: int, features: int, out_dtype: torch.dtype) -> Tiles | None:
+    """The tiles of gather_mm_tma for this product, or None where it does not run. It takes
+    bf16 on sm_90, 128-row tiles inside an index group, and slices of P rows dividing a 64-row
+    tile (each slice a box of its own), and runs where the slices are TMA_GATHER_SLICE rows:
+    the batched entry where its 128 x 128 blocks would fill the GPU, else the per-step one
+    (float32 out)."""
+    if not (USE_TMA and _wgmma(dtype, device) and rows_per_group % TMA_TILES.rows == 0
+            and 64 % P == 0 and P >= TMA_GATHER_SLICE):
         return None
-    batched = (rows // TMA_TILES.rows * -(-features // TMA_TILES.columns)
-               >= TMA_GATHER_LEAST_BLOCKS)
-    tiles = TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
-    if 64 % P == 0 and P >= TMA_GATHER_SLICE:
-        if batched:
-            return "gather_mm_tma" + _wide(tiles), tiles
-        if TMA_STEP and out_dtype == torch.float32:
-            return "gather_mm_tma_step", TMA_STEP_TILES
-        return None
-    if batched and TMA_A:
-        return "gather_mm_tma_a" + _wide(tiles), tiles
-    return None
+    if rows // TMA_TILES.rows * -(-features // TMA_TILES.columns) >= TMA_GATHER_LEAST_BLOCKS:
+        return TMA_WIDE_TILES if TMA_GATHER_WIDE else TMA_TILES
+    return TMA_STEP_TILES if TMA_STEP and out_dtype == torch.float32 else None
 
 
 def _gather_tma(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
-                rows_per_group: int, out: torch.Tensor, split_k: int, prefix: str,
-                tiles: Tiles) -> None:
+                rows_per_group: int, out: torch.Tensor, split_k: int, tiles: Tiles) -> None:
     m, kc = a.shape
     features = b.shape[1]
     grid, _, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     a_map = _tensor_maps.tiled(a.unsqueeze(0), (tiles.depth, tiles.rows, 1))
-    if prefix.startswith("gather_mm_tma_a"):  # B's kept rows by cp.async: B itself, no map
-        threads, operands = TMA_A_THREADS, (a_map, b, index, P, rows_per_group)
-    else:
-        b_map = _tensor_maps.tiled(b.unsqueeze(0), (TMA_BOX[0], P, 1))
-        threads, operands = TMA_THREADS, (a_map, b_map, index, P, rows_per_group, b.shape[0])
-    launch("hopper", f"{prefix}_bfloat16_out_{DTYPE_NAMES[out.dtype]}", grid, (threads,),
-           operands + (out, m, kc, features), shared_mem=RING_BYTES + shared)
+    b_map = _tensor_maps.tiled(b.unsqueeze(0), (TMA_BOX[0], P, 1))
+    kind = "_step" if tiles is TMA_STEP_TILES else _wide(tiles)
+    launch("hopper", f"gather_mm_tma{kind}_bfloat16_out_{DTYPE_NAMES[out.dtype]}", grid,
+           (TMA_THREADS,), (a_map, b_map, index, P, rows_per_group, b.shape[0], out, m, kc,
+                            features), shared_mem=RING_BYTES + shared)
 
 
 def gather_geometry(dtype: torch.dtype, m: int, kc: int, features: int, P: int, split_k: int,
