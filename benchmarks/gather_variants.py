@@ -21,7 +21,7 @@ import torch
 
 from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import _loader, products
-from sparsetrain.kernels.products import Tiles, gather_shared_bytes, select_geometry
+from sparsetrain.kernels.products import Tiles, gather_shared_bytes
 
 VARIANTS = [(2, 1, 3, 2), (2, 1, 4, 1), (4, 1, 3, 1), (2, 2, 3, 1)]
 P, R, S = 4, 8, 4
@@ -38,12 +38,12 @@ def _entries() -> str:
         text.append(f"""
 extern "C" __global__ void __launch_bounds__({128 * wgs * wg_n}, {blocks})
 {_name('select', variant)}(
-    bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
+    const bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
     const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
-    bf16* values, int zero_dropped) {{
+    bf16* values) {{
     gather_mm_hopper<float, {wgs}, {wg_n}, {stages}, true>(dnet, B, nullptr, P, M, out, M, Kc,
-        F, width, step_selection<{64 * wgs}>(partial, chunks, P, width, R, R - S, index, slot,
-                                            energy, values, zero_dropped ? dnet : nullptr, M));
+        F, width, step_selection(partial, chunks, width / P, R, R - S, index, slot, energy,
+                                 values));
 }}
 extern "C" __global__ void __launch_bounds__({128 * wgs * wg_n}, {blocks})
 {_name('gather', variant)}(
@@ -61,11 +61,9 @@ def _variant(kind: str, variant: tuple):
     return _loader.variant_kernel("hopper", text, _name(kind, variant))
 
 
-def _geometry(variant, m, kc, features, split, select=False):
+def _geometry(variant, m, kc, features, split):
     wgs, wg_n, stages, _ = variant
     tiles = Tiles(64 * wgs, 128 * wg_n, 64, 4 * wgs * wg_n, 1, stages, padded=False)
-    if select:  # with room for the list of dropped slices
-        return select_geometry(torch.bfloat16, m, kc, features, P, R, S, split, tiles)
     grid = (-(-features // tiles.columns), m // tiles.rows, split)
     return grid, (tiles.threads,), gather_shared_bytes(torch.bfloat16, kc, P, split, tiles)
 
@@ -91,9 +89,9 @@ def step_rows(hidden, batch, split):
         slot = torch.full((width // P,), -7, device="cuda", dtype=torch.int32)
         values = torch.full((batch, kc), float("nan"), device="cuda").bfloat16()
         energy = torch.full((regions, 2), float("nan"), device="cuda")
-        grid, block, shared = _geometry(variant, batch, kc, hidden, split, select=True)
+        grid, block, shared = _geometry(variant, batch, kc, hidden, split)
         args = (dnet, w, P, out, batch, kc, hidden, width, partial, batch // 8, R, S, index,
-                slot, energy, values, 0)
+                slot, energy, values)
 
         def work():
             _loader.launch_function(_variant("select", variant), grid, block, args, shared)

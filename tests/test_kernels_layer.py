@@ -427,24 +427,6 @@ def test_coarse_as_dense_products_match_the_torch_reference(spec, fused, monkeyp
         assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("spec", [SPECS[1], SPECS[2]], ids=lambda s: f"S{s['S']}")
-def test_coarse_with_dnet_zeroed_by_each_steps_product_matches_the_torch_reference(
-        dtype, spec, monkeypatch):
-    from sparsetrain.kernels import backward, graphs
-
-    # however small a step's dnet (the per-step products zero its dropped slices)
-    monkeypatch.setattr(backward, "ZERO_IN_PRODUCTS_BYTES", 0)
-    # float32: the indexed products, not dense's over the cell step's zeros
-    monkeypatch.setattr(backward, "COARSE_AS_DENSE_ROWS", 10**9)
-    graphs._graphs.clear()  # no graph captured on the other path may be replayed
-    inputs = separated_inputs(dtype)
-    ours, _, _ = gradients(lstm_layer, inputs, spec, dtype)
-    ref, _, _ = gradients(reference.lstm_layer, inputs, spec, torch.float64)
-    for name in ours:
-        assert relative_error(ours[name], ref[name]) < TOLERANCE[dtype], name
-
-
 def test_a_backward_after_a_weight_was_changed_in_place_is_refused():
     spec = SPECS[1]
     inputs = separated_inputs(torch.float32)

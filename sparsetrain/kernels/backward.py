@@ -11,9 +11,8 @@ side streams (parallel branches of the captured graph).
             itself, reads them from dnet and writes the step's compact form and index; it and
             dx read only the kept slices (index into W rows, nothing copied); the weight
             gradients read dnet with the dropped slices as zeros (faster on H100 than
-            skipping them, as they never wait per step): zeroed by each step's product where
-            a step's dnet is large, else once after the loop, then dense's kernel, where that
-            runs on the copy engine; else masked_wgrad where it fits; else
+            skipping them, as they never wait per step): zeroed once in dnet, then dense's
+            kernel, where that runs on the copy engine; else masked_wgrad where it fits; else
             each step's compact product added into its kept dW rows. In float32 on tf32
             wgmma (where 128 rows divide N) every product runs as dense's instead, over dnet
             with each step's dropped slices zeroed by the cell step, which selects over all
@@ -47,10 +46,6 @@ DENSE_REGION = 8
 DENSE_ROWS = 64        # the slices dense's products read W in (every slice kept)
 COARSE_ROWS_PER_CHUNK = 8   # rows per partial norm: more, smaller cell-step blocks
 COARSE_AS_DENSE_ROWS = 128  # float32 coarse runs dense's products where these divide N
-# Where a step's dnet has at least this many bytes, coarse's per-step products zero its dropped
-# slices (xl bf16: the pass after the loop took 69 us, the products ~0.4 us a step more);
-# below it, the one pass after the loop costs less (benchmarks/NOTES.md v19)
-ZERO_IN_PRODUCTS_BYTES = 2 << 20
 # where coarse's products run as dense's (float32 on tf32 wgmma), its cell step selects too
 # where the shape fits (pointwise.fused_coarse_fits); False: coarse_select after the cell step
 FUSED_COARSE_STEP = True
@@ -166,12 +161,11 @@ class _Loop:
 
     def recur_selected(self, dnet: torch.Tensor, partial: torch.Tensor, P: int, R: int, S: int,
                        split: int, index: torch.Tensor, slot: torch.Tensor,
-                       values: torch.Tensor, energy: torch.Tensor, zero_dropped: bool) -> None:
+                       values: torch.Tensor, energy: torch.Tensor) -> None:
         """The same with coarse's selection made by the product, which writes the step's
-        index, slot, compact values and energy (and zeroes dnet's dropped slices, with
-        zero_dropped)."""
+        index, slot, compact values and energy."""
         products.select_gather_mm(dnet, partial, self.s.w_hh, P, R, S, self.dh, split, index,
-                                  slot, values, energy, zero_dropped)
+                                  slot, values, energy)
 
     def h_prev(self) -> torch.Tensor:
         """h_{t-1} of every step, (T*N, H): a view of the forward's hidden states."""
@@ -179,12 +173,10 @@ class _Loop:
 
     def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
                R: int, S: int, dnet: torch.Tensor | None = None,
-               summary: Callable[[torch.Tensor], None] | None = None,
-               dnet_zeroed: bool = False) -> LayerGrads:
+               summary: Callable[[torch.Tensor], None] | None = None) -> LayerGrads:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
         dnet (T*N x 4H) the weight gradients read it: as dense's, once its dropped slices are
-        zeroed (here, unless dnet_zeroed), where they run on the copy-engine-fed kernel, else
-        masked where they can;
+        zeroed, where they run on the copy-engine-fed kernel, else masked where they can;
         float32 on tf32 wgmma: dx too (it reads no index). The three products run on side
         streams (parallel branches of a captured graph), so each one's last partial wave of
         blocks overlaps the others', and so do the conversions to the layer's dtype of the
@@ -249,7 +241,7 @@ class _Loop:
                 # the tensor cores), and s put in the form the kernel reads (float32: its
                 # transpose), before either weight gradient reads it
                 if first:
-                    if dnet is not None and not dnet_zeroed:
+                    if dnet is not None:
                         zero_dropped_slices(dnet, slot, P, self.steps)
                     zeroed.record()
                     source.append(products.keep_all_source(whole))
@@ -346,14 +338,13 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
                            DENSE_REGION, 0, summary=summary)
     values = loop.s.x.new_empty(T, N, regions * keep * P)
     split = loop.split(values.shape[2])
-    zero_in_products = dnet[0].numel() * dnet.element_size() >= ZERO_IN_PRODUCTS_BYTES
     with early_launches():
         for t in range(T - 1, -1, -1):
             loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
             loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t],
-                                values[t], energy[t], zero_in_products)
+                                values[t], energy[t])
     return loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                       dnet.reshape(T * N, -1), summary, zero_in_products)
+                       dnet.reshape(T * N, -1), summary)
 
 
 def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:

@@ -277,18 +277,13 @@ __device__ __forceinline__ void write_energy(const float* norm, const int* kept,
 // region decides it alike), in ascending slice order. R is a power of two up to 32, so a
 // region's slices sit in R adjacent lanes of one warp (slice q of the regions touched in
 // thread q mod blockDim): each lane sums its own slice's norms straight from global memory,
-// and the ranking, positions and energies are warp shuffles (one memory round trip). A block
-// decides only the regions that its compact slices [first_slice, end_slice) fall in, and puts
-// the first dnet column / weight row (global slice * P) of each of them in
-// rows[j - first_slice]. The blocks of the first column and row tile (one per
-// split of Kc) also write what the batched products and the statistics need: the index
-// (index[j] = global slice), slot[slice] (compact slice or -1) and energy[region] (kept,
-// total squared norm) here; every block writes its share of the rows of its A tiles as
-// compact values (store_compact) and, where asked, zeroes the dropped slices of dnet in those
-// rows, so that the weight gradients may read dnet as dense's: the deciding threads list them
-// in scratch, and all the block's threads zero them once its first tiles' loads are in flight
-// (a thread a slice, looping over the rows before any load, made the per-step product 2 us
-// slower at nmt: benchmarks/NOTES.md v19).
+// and the ranking, positions and energies are warp shuffles (one memory round trip, one
+// barrier). A block decides only the regions that its compact slices [first_slice,
+// end_slice) fall in, and puts the first dnet column / weight row (global slice * P) of each
+// of them in rows[j - first_slice]. The blocks of the first column tile also write what the
+// batched products and the statistics need: the index (index[j] = global slice), slot[slice]
+// (compact slice or -1) and energy[region] (kept, total squared norm) here, and the compact
+// values from their A tiles (store_compact).
 struct StepSelection {
     const float* partial;  // chunks x slices (all 4H / P slices)
     int chunks, slices, R, keep;
@@ -297,48 +292,17 @@ struct StepSelection {
     int* slot;
     float* energy;
     void* values;          // N x Kc compact values, the A operand's dtype
-    // dnet (rows of row_bytes, slices of slice_bytes; nullptr: not zeroed): the block zeroes
-    // the dropped slices of its rows [first_row, end_row), whose compact values it also
-    // writes. The column tiles that read the same A tile share its rows out, so that no block
-    // carries all of that work and the kernel's tail with it.
-    unsigned char* dnet;
-    int row_bytes, slice_bytes, first_row, end_row;
-    // Shared memory (after the index entries, index_entries) where decide_coarse lists the
-    // dropped slices for the block's threads to zero (zero_dropped_slices; nullptr: dnet is
-    // not zeroed)
-    int* scratch;
-    __device__ bool writes_row(int row) const { return row >= first_row && row < end_row; }
 };
 
-// The selection as one block of a select entry sees it (BM rows a tile, M in all): the blocks
-// of the first column and row tile write the index, slots and energies.
-template <int BM, typename T>
-__device__ __forceinline__ StepSelection step_selection(const float* partial, int chunks, int P,
-                                                        int width, int R, int keep, int* index,
-                                                        int* slot, float* energy, T* values,
-                                                        T* dnet, int M) {
-    bool first = blockIdx.x == 0 && blockIdx.y == 0;
-    int m0 = blockIdx.y * BM, columns = gridDim.x, column = blockIdx.x;
-    return StepSelection{partial, chunks, width / P, R, keep, first ? index : nullptr,
-                         first ? slot : nullptr, first ? energy : nullptr, values,
-                         reinterpret_cast<unsigned char*>(dnet), width * (int)sizeof(T),
-                         P * (int)sizeof(T), min(M, m0 + BM * column / columns),
-                         min(M, m0 + BM * (column + 1) / columns), nullptr};
-}
-
-// Zeros over the listed dropped slices (scratch[1 ..], scratch[0] of them) in the block's rows
-// of dnet, shared out over all its threads, 8 bytes a store (a bf16 slice of P = 4 is one).
-__device__ __forceinline__ void zero_dropped_slices(const StepSelection& selection) {
-    const int* dropped = selection.scratch + 1;
-    int count = selection.scratch[0], pieces = selection.slice_bytes / 8;
-    int per_row = count * pieces, total = per_row * (selection.end_row - selection.first_row);
-    for (int e = threadIdx.x; e < total; e += blockDim.x) {
-        int row = selection.first_row + e / per_row, piece = e % per_row;
-        unsigned char* at = selection.dnet + (size_t)row * selection.row_bytes
-                            + (size_t)dropped[piece / pieces] * selection.slice_bytes
-                            + 8 * (piece % pieces);
-        *reinterpret_cast<uint2*>(at) = make_uint2(0u, 0u);
-    }
+// The selection as one block of a select entry sees it: the first column tile writes the
+// compact values, its first row block also the index, slots and energies.
+__device__ __forceinline__ StepSelection step_selection(const float* partial, int chunks,
+                                                        int slices, int R, int keep, int* index,
+                                                        int* slot, float* energy, void* values) {
+    bool first_column = blockIdx.x == 0, first = first_column && blockIdx.y == 0;
+    return StepSelection{partial, chunks, slices, R, keep, first ? index : nullptr,
+                         first ? slot : nullptr, first ? energy : nullptr,
+                         first_column ? values : nullptr};
 }
 
 __device__ void decide_coarse(const StepSelection& selection, int P, int first_slice,
@@ -347,11 +311,6 @@ __device__ void decide_coarse(const StepSelection& selection, int P, int first_s
     int first_region = first_slice / keep, end_region = (end_slice + keep - 1) / keep;
     int count = max(0, end_region - first_region) * R;
     unsigned group = (R == 32 ? 0xffffffffu : (1u << R) - 1) << (lane - member);
-    bool listing = selection.scratch != nullptr;  // the dropped slices, to zero them after
-    if (listing) {
-        if (threadIdx.x == 0) selection.scratch[0] = 0;
-        __syncthreads();
-    }
     for (int base = 0; base < count; base += blockDim.x) {  // the same trip count in every warp
         int q = base + threadIdx.x;
         bool real = q < count;  // whole regions are real or not (R divides 32)
@@ -368,11 +327,6 @@ __device__ void decide_coarse(const StepSelection& selection, int P, int first_s
         }
         bool kept = rank < keep;
         unsigned ballot = __ballot_sync(0xffffffffu, kept);
-        unsigned dropping = __ballot_sync(0xffffffffu, real && !kept);
-        int listed = 0;
-        if (listing && lane == 0 && dropping)
-            listed = atomicAdd(selection.scratch, __popc(dropping));
-        listed = __shfl_sync(0xffffffffu, listed, 0) + __popc(dropping & ((1u << lane) - 1));
         int position = __popc(ballot & group & ((1u << lane) - 1));
         float part = kept ? norm : 0.f, total = norm;
         for (int offset = R / 2; offset > 0; offset /= 2) {
@@ -389,11 +343,7 @@ __device__ void decide_coarse(const StepSelection& selection, int P, int first_s
                 selection.energy[2 * region + 1] = total;
             }
         }
-        if (!kept) {
-            if (listing) selection.scratch[1 + listed] = slice;
-            continue;
-        }
-        if (j < first_slice || j >= end_slice) continue;
+        if (!kept || j < first_slice || j >= end_slice) continue;
         rows[j - first_slice] = slice * P;
         if (selection.index) selection.index[j] = slice;
     }
@@ -406,18 +356,10 @@ __device__ void decide_coarse(const StepSelection& selection, int P, int first_s
 struct KShare {
     int begin, end, tiles, first_slice;
 };
-template <int BK> __device__ __forceinline__ int block_k_len(int Kc) {
-    return ((Kc + gridDim.z - 1) / gridDim.z + BK - 1) / BK * BK;
-}
-// The index entries a gather block keeps in shared memory (its share of Kc in slices, and two
-// more), as products.gather_shared_bytes counts them; a select entry's scratch follows them.
-template <int BK> __device__ __forceinline__ int index_entries(int Kc, int P) {
-    return (block_k_len<BK>(Kc) + P - 1) / P + 2;
-}
 template <int BK, bool SELECT>
 __device__ KShare gather_rows(const int* idx, const StepSelection& selection, int P, int Kc,
                               int* rows) {
-    int k_len = block_k_len<BK>(Kc);
+    int k_len = ((Kc + gridDim.z - 1) / gridDim.z + BK - 1) / BK * BK;
     KShare share;
     share.begin = blockIdx.z * k_len;
     share.end = min(Kc, share.begin + k_len);
@@ -435,7 +377,7 @@ __device__ KShare gather_rows(const int* idx, const StepSelection& selection, in
 }
 
 // A thread's A chunk (16 bytes at `shared`, landed: its own copy, waited for) written out as
-// compact values row x columns k .. (SELECT: the rows StepSelection.writes_row gives it).
+// compact values row x columns k .. (SELECT, blocks of the first column tile).
 template <typename T>
 __device__ __forceinline__ void store_compact(const StepSelection& selection, int Kc, int row,
                                               int k, const T* shared) {

@@ -175,8 +175,6 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
     wait_for_previous_kernel();  // the step loop's: A (and the selection) just written
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
-    if constexpr (SELECT)
-        if (selection.dnet) selection.scratch = first_rows + index_entries<BK>(Kc, P);
     KShare share = gather_rows<BK, SELECT>(idx, selection, P, Kc, first_rows);
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
     // P a power of two (always under SELECT): shifts, not divisions, in every B chunk's lookup
@@ -222,8 +220,6 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         if (s < k_tiles) issue(s);
         copy_async_commit();
     }
-    if constexpr (SELECT)
-        if (selection.scratch) zero_dropped_slices(selection);  // while the first tiles load
     for (int tile = 0; tile < k_tiles; ++tile) {
         __syncthreads();
         if (tile + STAGES - 2 < k_tiles) issue(tile + STAGES - 2);
@@ -237,7 +233,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
 #pragma unroll
                 for (int i = 0; i < A_CHUNKS; ++i) {
                     int m = (i * THREADS + tid) / 8;
-                    if (k < k_end && selection.writes_row(m0 + m))
+                    if (m0 + m < M && k < k_end)
                         store_compact(selection, Kc, m0 + m, k, stages + (tile % STAGES) * STAGE
                                                                 + swizzled(m, k_chunk));
                 }
@@ -431,13 +427,12 @@ HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3)
 // The per-step product of coarse with its selection, as products.cu's SELECT_GATHER_ENTRY
 // (register-capped so that two blocks share an SM, as the plain entries do unasked).
 extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfloat16(
-    bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
+    const bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
     const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
-    bf16* values, int zero_dropped) {
-    gather_mm_hopper<float, 2, 1, 3, true>(
-        dnet, B, nullptr, P, M, out, M, Kc, F, width,
-        step_selection<128>(partial, chunks, P, width, R, R - S, index, slot, energy, values,
-                            zero_dropped ? dnet : nullptr, M));
+    bf16* values) {
+    gather_mm_hopper<float, 2, 1, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
+                                        step_selection(partial, chunks, width / P, R, R - S,
+                                                       index, slot, energy, values));
 }
 
 // 64 x 128 on one warpgroup; 128 x 128 on two that share the B tile (for a small accumulator,

@@ -64,8 +64,6 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
     int* first_rows = reinterpret_cast<int*>(stages + C::STAGES * gather_stage<T, C>());
     wait_for_previous_kernel();  // the step loop's: A (and the selection) just written
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
-    if constexpr (SELECT)
-        if (selection.dnet) selection.scratch = first_rows + index_entries<C::BK>(Kc, P);
     KShare share = gather_rows<C::BK, SELECT>(idx, selection, P, Kc, first_rows);
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
     // P a power of two (always under SELECT): shifts, not divisions, in every B chunk's lookup
@@ -115,8 +113,6 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
         if (s < k_tiles) issue(s);
         copy_async_commit();
     }
-    if constexpr (SELECT)
-        if (selection.scratch) zero_dropped_slices(selection);  // while the first tiles load
     for (int tile = 0; tile < k_tiles; ++tile) {
         copy_async_wait<C::STAGES - 2>();
         __syncthreads();  // tile's stage has landed for all; the stage refilled below is free
@@ -130,7 +126,7 @@ __device__ void gather_mm(const T* A, const T* B, const int* index, int P, int r
 #pragma unroll
                 for (int i = 0; i < A_CHUNKS; ++i) {
                     int r = (tid + i * C::THREADS) * CH / C::BK;
-                    if (k_global < k_end && selection.writes_row(m0 + r))
+                    if (m0 + r < M && k_global < k_end)
                         store_compact(selection, Kc, m0 + r, k_global, &As[r * LDA + k]);
                 }
             }
@@ -363,13 +359,12 @@ typedef Tiles<128, 256, 32, 2, 4, 3> WgradKeepAllTiles;
 // The per-step product of coarse with its selection (one step: M rows, split-K into fp32 out).
 #define SELECT_GATHER_ENTRY(NAME, T, TILES)                                                   \
     extern "C" __global__ void __launch_bounds__(TILES::THREADS) NAME(                        \
-        T* dnet, const T* B, int P, float* out, int M, int Kc, int F, int width,               \
+        const T* dnet, const T* B, int P, float* out, int M, int Kc, int F, int width,         \
         const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,  \
-        T* values, int zero_dropped) {                                                        \
-        gather_mm<T, float, TILES, true>(                                                     \
-            dnet, B, nullptr, P, M, out, M, Kc, F, width,                                     \
-            step_selection<TILES::BM>(partial, chunks, P, width, R, R - S, index, slot, energy, \
-                                      values, zero_dropped ? dnet : nullptr, M));             \
+        T* values) {                                                                          \
+        gather_mm<T, float, TILES, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,        \
+                                         step_selection(partial, chunks, width / P, R, R - S, \
+                                                        index, slot, energy, values));        \
     }
 #define GATHER_ENTRIES(TILING, TILES)                                                         \
     GATHER_ENTRY(gather_mm_##TILING##_float32_out_float32, float, float, TILES)               \

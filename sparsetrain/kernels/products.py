@@ -121,18 +121,11 @@ def chunk_elements(dtype: torch.dtype) -> int:
 def gather_shared_bytes(dtype: torch.dtype, kc: int, P: int, split_k: int,
                         tiles: Tiles) -> int:
     """The tile stages, then one int per index entry of a block's share of Kc."""
-    return _stage_bytes(dtype, tiles) + 4 * (-(-_block_depth(kc, split_k, tiles) // P) + 2)
-
-
-def _stage_bytes(dtype: torch.dtype, tiles: Tiles) -> int:
     pad_rows, pad_columns = (chunk_elements(dtype), KMAJOR_PAD) if tiles.padded else (0, 0)
     stage = (tiles.rows * (tiles.depth + pad_rows) + tiles.depth * (tiles.columns + pad_columns))
-    return tiles.stages * stage * dtype.itemsize
-
-
-def _block_depth(kc: int, split_k: int, tiles: Tiles) -> int:
-    """A block's share of Kc, in whole tiles (the kernel's k_len)."""
-    return -(-(-(-kc // split_k)) // tiles.depth) * tiles.depth
+    per_split = -(-kc // split_k)
+    depth = -(-per_split // tiles.depth) * tiles.depth  # the kernel's k_len
+    return tiles.stages * stage * dtype.itemsize + 4 * (-(-depth // P) + 2)
 
 
 def wgrad_shared_bytes(dtype: torch.dtype, accumulator_rows: int, tiles: Tiles) -> int:
@@ -264,19 +257,16 @@ def coarse_problem(P: int, R: int, S: int, width: int) -> str | None:
 
 def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor, P: int,
                      R: int, S: int, out: torch.Tensor, split_k: int, index: torch.Tensor,
-                     slot: torch.Tensor, values: torch.Tensor, energy: torch.Tensor,
-                     zero_dropped: bool = False) -> None:
+                     slot: torch.Tensor, values: torch.Tensor, energy: torch.Tensor) -> None:
     """One step of coarse, selection and product in one launch: out (+)= s . b[kept rows].
 
     Each region of R slices (P columns of dnet each; R in SELECT_REGIONS) keeps its R - S
     slices of largest squared norm, summed over partial's row chunks (ties: the lower slice);
     s is dnet's kept slices in compact order, and compact column k reads b row
-    index[k // P] * P + k % P as gather_mm does. dnet (N, 4H); partial (chunks, 4H/P); out
-    (N, F) float32 (with split_k > 1 it must hold zeros). Also writes the selection: index
-    (G, R-S) the kept global slices, ascending per region; slot (4H/P,) each slice's compact
-    slice or -1; values (N, G*(R-S)*P) the compact form s; energy (G, 2) kept and total
-    squared norm per region; and, with zero_dropped, zeroes dnet's dropped slices in place
-    (the weight gradients then read dnet as dense's).
+    index[k // P] * P + k % P as gather_mm does. dnet (N, 4H); partial (chunks, 4H/P); out (N, F) float32 (with split_k > 1 it must
+    hold zeros). Also writes the selection: index (G, R-S) the kept global slices, ascending
+    per region; slot (4H/P,) each slice's compact slice or -1; values (N, G*(R-S)*P) the
+    compact form s; energy (G, 2) kept and total squared norm per region.
     """
     expect_kernel_dtype(dnet.dtype, "dnet")
     expect_rule(dnet.dim() == 2, f"select_gather_mm: dnet must be (N, 4H), got {tuple(dnet.shape)}")
@@ -300,20 +290,10 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     expect(energy, "energy", torch.float32, (regions, 2))
     features = b.shape[1]
     module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
-    grid, block, shared = select_geometry(dnet.dtype, n, kc, features, P, R, S, split_k, tiles)
+    grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles)
     launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
            (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot, energy,
-            values, int(zero_dropped)), shared_mem=shared)
-
-
-def select_geometry(dtype: torch.dtype, n: int, kc: int, features: int, P: int, R: int, S: int,
-                    split_k: int, tiles: Tiles) -> tuple[tuple[int, int, int], tuple[int], int]:
-    """gather_geometry of a select_gather_mm launch, its shared memory with room after the
-    index entries for the list of the dropped slices of the regions a block decides
-    (common.cuh decide_coarse): S of each region its compact slices touch."""
-    grid, block, shared = gather_geometry(dtype, n, kc, features, P, split_k, tiles)
-    slices = -(-_block_depth(kc, split_k, tiles) // P)
-    return grid, block, shared + 4 * (1 + S * (-(-slices // (R - S)) + 2))
+            values), shared_mem=shared)
 
 
 def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) -> int:
