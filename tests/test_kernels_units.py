@@ -389,6 +389,28 @@ def test_coarse_select_keeps_the_largest_slices_and_zeroes_the_others(dtype, P, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("P,R,S", [(4, 8, 4), (8, 8, 3), (16, 4, 1), (4, 32, 20), (4, 2, 1)])
+@pytest.mark.parametrize("n", [64, 200])  # 200: rows shared unevenly between the blocks
+def test_coarse_select_copies_the_kept_slices_into_the_compact_form(dtype, P, R, S, n):
+    width, keep = 48 * P * R, R - S
+    dnet = randn(n, width, dtype=dtype)
+    original = dnet.clone()
+    partial = torch.rand(3, width // P, device="cuda")
+    regions = width // (P * R)
+    index = torch.empty((regions, keep), dtype=torch.int32, device="cuda")
+    slot = torch.empty((width // P,), dtype=torch.int32, device="cuda")
+    values = poisoned(n, regions * keep * P, dtype=dtype)
+    coarse_select(partial, dnet, P, R, S, index, slot, poisoned(regions, 2), values)
+    kept = [s for region in _coarse_index(partial, P, R, keep) for s in region]
+    expected = torch.cat([original[:, s * P:(s + 1) * P] for s in kept], 1)
+    assert torch.equal(values, expected)
+    zeroed = torch.zeros_like(original)
+    for s in kept:
+        zeroed[:, s * P:(s + 1) * P] = original[:, s * P:(s + 1) * P]
+    assert torch.equal(dnet, zeroed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 # (8, 0): every slice kept; (8, 2): a small shared accumulator
 @pytest.mark.parametrize("R,S", [(8, 4), (8, 0), (8, 2), (6, 2), (4, 3)])
 @pytest.mark.parametrize("steps", [3, 12])  # 12: the steps are split between blocks

@@ -8,7 +8,9 @@ side streams (parallel branches of the captured graph).
     dense   s_t = dnet_t; the products run on the same indexed engine with every slice kept
             (float32 on an H100: on tf32 wgmma, which reads W^T, s^T, x^T made once each)
     coarse  norms fused into the cell step; each step's product selects the kept slices
-            itself, reads them from dnet and writes the step's compact form and index; it and
+            itself, reads them from dnet and writes the step's compact form and index (where
+            a step's dnet is large, xl, a selection of its own writes them and zeroes the
+            dropped slices, and the product reads the compact form); it and
             dx read only the kept slices (index into W rows, nothing copied); the weight
             gradients read dnet with the dropped slices as zeros (faster on H100 than
             skipping them, as they never wait per step): zeroed once in dnet, then dense's
@@ -49,6 +51,10 @@ COARSE_AS_DENSE_ROWS = 128  # float32 coarse runs dense's products where these d
 # where coarse's products run as dense's (float32 on tf32 wgmma), its cell step selects too
 # where the shape fits (pointwise.fused_coarse_fits); False: coarse_select after the cell step
 FUSED_COARSE_STEP = True
+# elsewhere coarse selects on its own, writing the step's compact form, before a plain indexed
+# product where a step's dnet has at least this many bytes (xl bf16: 4 MB), and inside the
+# product (select_gather_mm) below it (benchmarks/NOTES.md v20)
+COMPACT_BEFORE_PRODUCT_BYTES = 2 << 20
 
 
 @dataclass
@@ -173,10 +179,12 @@ class _Loop:
 
     def finish(self, values: torch.Tensor, index: torch.Tensor, slot: torch.Tensor, P: int,
                R: int, S: int, dnet: torch.Tensor | None = None,
-               summary: Callable[[torch.Tensor], None] | None = None) -> LayerGrads:
+               summary: Callable[[torch.Tensor], None] | None = None,
+               dropped_zeroed: bool = False) -> LayerGrads:
         """dx, dW_ih, dW_hh, db from s of all steps in compact form (values: T*N x Kc); with
         dnet (T*N x 4H) the weight gradients read it: as dense's, once its dropped slices are
-        zeroed, where they run on the copy-engine-fed kernel, else masked where they can;
+        zeroed (here, unless the step loop did: dropped_zeroed), where they run on the
+        copy-engine-fed kernel, else masked where they can;
         float32 on tf32 wgmma: dx too (it reads no index). The three products run on side
         streams (parallel branches of a captured graph), so each one's last partial wave of
         blocks overlaps the others', and so do the conversions to the layer's dtype of the
@@ -241,7 +249,7 @@ class _Loop:
                 # the tensor cores), and s put in the form the kernel reads (float32: its
                 # transpose), before either weight gradient reads it
                 if first:
-                    if dnet is not None:
+                    if dnet is not None and not dropped_zeroed:
                         zero_dropped_slices(dnet, slot, P, self.steps)
                     zeroed.record()
                     source.append(products.keep_all_source(whole))
@@ -318,6 +326,10 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     # where the products run as dense's, the zeroing selection runs in the cell step where it
     # fits (benchmarks/NOTES.md v11); elsewhere the cell step leaves partial norms for it
     fused = as_dense and FUSED_COARSE_STEP and fused_coarse_fits(N, loop.hidden, P, R, dtype)
+    # bf16 (and float32 off tf32 wgmma): a selection of its own before a plain product, which
+    # also zeroes the dropped slices (finish then need not), or one inside the product
+    step_bytes = N * loop.width * dtype.itemsize
+    compact_first = not as_dense and step_bytes >= COMPACT_BEFORE_PRODUCT_BYTES
     if not fused:
         partial = torch.empty(norm_shape("coarse", N, loop.width, P, COARSE_ROWS_PER_CHUNK),
                               device=device)
@@ -341,10 +353,15 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
     with early_launches():
         for t in range(T - 1, -1, -1):
             loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-            loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t],
-                                values[t], energy[t])
+            if compact_first:
+                coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t],
+                              values[t])
+                loop.recur(values[t], index[t].reshape(1, -1), P, split)
+            else:
+                loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t],
+                                    values[t], energy[t])
     return loop.finish(values.reshape(T * N, -1), index.reshape(T, -1), slot, P, R, S,
-                       dnet.reshape(T * N, -1), summary)
+                       dnet.reshape(T * N, -1), summary, dropped_zeroed=compact_first)
 
 
 def _fine(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:

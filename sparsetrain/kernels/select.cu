@@ -2,7 +2,8 @@
 // zeroed in dnet, the kept ones' index and, where asked, their compact form (layouts in
 // sparsetrain.sparsify; ties keep the lower index, common.cuh's rank_of). Coarse selects inside
 // its per-step product (common.cuh's decide_coarse), or on its own (coarse_select) where the
-// product runs dense over dnet. The decision is tiny; moving dnet's blocks is what takes time.
+// product runs dense over dnet or reads the step's compact form. The decision is tiny; moving
+// dnet's blocks is what takes time.
 
 #define MAX_GROUP 1024
 
@@ -125,46 +126,66 @@ __device__ void zero_dropped_slices(T* dnet, const int* slot, int P, int N, int 
 ZERO_DROPPED_ENTRY(zero_dropped_slices_float32, float)
 ZERO_DROPPED_ENTRY(zero_dropped_slices_bfloat16, bf16)
 
-// Coarse's selection on its own, for a per-step product that runs dense over dnet_t (float32 on
-// tf32 wgmma, which reads no index). A block takes `regions_per_block` regions (their R * P
-// columns of dnet_t) and a share of the rows (blockIdx.y): it decides its regions as
-// decide_coarse does, reading only their partial norms (the blocks of the other row shares
-// decide them alike), and zeroes their dropped slices in its rows; the first row share writes
-// their index, slot and energy. Dynamic shared memory: an int per kept slice of the block's
-// regions (decide_coarse's rows), then a flag per slice.
+// Coarse's selection on its own: for a per-step product that runs dense over dnet_t (float32
+// on tf32 wgmma, which reads no index), or, with `values`, for the plain indexed product over
+// the step's compact form (bf16 where a step's dnet is large: the product then reads its A
+// operand in whole 16-byte rows, not in the 8-byte pieces select_gather_mm gathers). A block
+// takes `regions_per_block` regions (their R * P columns of dnet_t) and a share of the rows
+// (blockIdx.y): it decides its regions as decide_coarse does, reading only their partial norms
+// (the blocks of the other row shares decide them alike: few shares, so that few blocks read
+// the same norms), rewrites its rows of them with the dropped slices as zeros and, unless
+// values is null, copies the kept ones into values (N x Kc, Kc = regions * keep * P); the first
+// row share writes their index, slot and energy. A thread moves up to COARSE_SELECT_QUADS
+// pieces of 4 columns, loaded before the decision (they do not depend on it), and a warp's
+// stores cover whole runs of a row: every piece is stored back, the kept ones unchanged, so no
+// 32-byte sector of dnet is written in part. Dynamic shared memory: an int per kept slice of
+// the block's regions (decide_coarse's rows), then one per slice (its compact slice, or -1).
+constexpr int COARSE_SELECT_QUADS = 4;
 template <typename T>
 __device__ void coarse_select(const float* partial, int chunks, int R, int keep, int P,
-                              int regions_per_block, T* dnet, int N, int width, int* index,
-                              int* slot, float* energy) {
+                              int regions_per_block, T* __restrict__ dnet, int N, int width,
+                              int* index, int* slot, float* energy, T* __restrict__ values) {
     extern __shared__ int selected_rows[];
-    int slices = width / P, regions = slices / R;
+    int slices = width / P, regions = slices / R, Kc = regions * keep * P;
     int first_region = blockIdx.x * regions_per_block;
     int end_region = min(regions, first_region + regions_per_block);
-    int* kept = selected_rows + regions_per_block * keep;
-    for (int q = threadIdx.x; q < regions_per_block * R; q += blockDim.x) kept[q] = 0;
+    int quads = (end_region - first_region) * R * P / 4, first_column = first_region * R * P;
+    int per_block = (N + gridDim.y - 1) / gridDim.y, first_row = blockIdx.y * per_block;
+    int count = max(0, min(N, first_row + per_block) - first_row) * quads;
+    typename Vec4<T>::type pieces[COARSE_SELECT_QUADS];
+    int at[COARSE_SELECT_QUADS];  // the piece's offset in dnet, or -1 past the block's share
+#pragma unroll
+    for (int u = 0; u < COARSE_SELECT_QUADS; ++u) {
+        int e = u * blockDim.x + threadIdx.x;
+        at[u] = e < count ? (first_row + e / quads) * width + first_column + 4 * (e % quads) : -1;
+        if (at[u] >= 0) pieces[u] = load4(dnet + at[u]);
+    }
+    int* compact = selected_rows + regions_per_block * keep;
+    for (int q = threadIdx.x; q < regions_per_block * R; q += blockDim.x) compact[q] = -1;
     bool first = blockIdx.y == 0;
     StepSelection selection{partial, chunks, slices, R, keep, first ? index : nullptr,
                             first ? slot : nullptr, first ? energy : nullptr, nullptr};
     decide_coarse(selection, P, first_region * keep, end_region * keep, selected_rows);
     for (int j = threadIdx.x; j < (end_region - first_region) * keep; j += blockDim.x)
-        kept[selected_rows[j] / P - first_region * R] = 1;
+        compact[selected_rows[j] / P - first_region * R] = first_region * keep + j;
     __syncthreads();
-    int quads = (end_region - first_region) * R * P / 4, first_column = first_region * R * P;
-    int per_block = (N + gridDim.y - 1) / gridDim.y, first_row = blockIdx.y * per_block;
-    int end_row = min(N, first_row + per_block);
-    for (int e = threadIdx.x; e < (end_row - first_row) * quads; e += blockDim.x) {
-        int row = first_row + e / quads, column = 4 * (e % quads);
-        if (!kept[column / P])
-            store4(dnet + (size_t)row * width + first_column + column, zero4<T>());
+#pragma unroll
+    for (int u = 0; u < COARSE_SELECT_QUADS; ++u) {
+        if (at[u] < 0) continue;
+        int e = u * blockDim.x + threadIdx.x, column = 4 * (e % quads);
+        int slice = compact[column / P];
+        store4(dnet + at[u], slice < 0 ? zero4<T>() : pieces[u]);
+        if (slice >= 0 && values != nullptr)
+            store4(values + (first_row + e / quads) * Kc + slice * P + column % P, pieces[u]);
     }
 }
 #define COARSE_SELECT_ENTRY(NAME, T)                                                         \
     extern "C" __global__ void NAME(const float* partial, int chunks, int R, int keep, int P, \
                                     int regions_per_block, T* dnet, int N, int width,         \
-                                    int* index, int* slot, float* energy) {                   \
+                                    int* index, int* slot, float* energy, T* values) {        \
         wait_for_previous_kernel();                                                    \
         coarse_select<T>(partial, chunks, R, keep, P, regions_per_block, dnet, N, width,      \
-                         index, slot, energy);                                                \
+                         index, slot, energy, values);                                        \
     }
 COARSE_SELECT_ENTRY(coarse_select_float32, float)
 COARSE_SELECT_ENTRY(coarse_select_bfloat16, bf16)

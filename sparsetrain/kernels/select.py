@@ -1,6 +1,6 @@
-"""Launchers for select.cu: the fine selection, coarse's on its own (coarse mostly selects
-inside its per-step product: products.select_gather_mm), coarse's dropped slices zeroed in
-dnet, and a backward's statistics in one launch."""
+"""Launchers for select.cu: the fine selection, coarse's on its own (coarse selects inside its
+per-step product, products.select_gather_mm, except where a step's dnet is large), coarse's
+dropped slices zeroed in dnet, and a backward's statistics in one launch."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ MAX_GROUP = 1024     # blocks of a slice, times the slices of a block (select.cu
 FINE_SLICES, FINE_THREADS = 8, 256
 SUMMARY_THREADS = 256  # step_summary: a warp per step, 8 at a time
 ZERO_THREADS, ZERO_ROW_BLOCKS = 256, 1024  # zero_dropped_slices: rows in a grid stride
-# coarse_select: a block decides THREADS / R regions (one slice a thread) and zeroes their
-# dropped slices in its share of the rows; row shares are added up to about one wave
-COARSE_SELECT_THREADS, COARSE_SELECT_BLOCKS = 128, 132
+# coarse_select: a thread moves at most QUADS 4-column pieces of dnet (select.cu's
+# COARSE_SELECT_QUADS: all its loads in flight at once); a block takes as many rows of as few
+# regions as that allows (at most THREADS / R regions: one slice a thread to decide them), so
+# that few blocks decide each region again
+COARSE_SELECT_THREADS, COARSE_SELECT_QUADS = 256, 4
 
 
 def fine_select(norms: torch.Tensor, dnet: torch.Tensor, My: int, Mx: int, K: int,
@@ -75,11 +77,13 @@ def zero_dropped_slices(dnet: torch.Tensor, slot: torch.Tensor, P: int, steps: i
 
 
 def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: int,
-                  index: torch.Tensor, slot: torch.Tensor, energy: torch.Tensor) -> None:
+                  index: torch.Tensor, slot: torch.Tensor, energy: torch.Tensor,
+                  values: torch.Tensor | None = None) -> None:
     """One step of coarse's selection on its own, as select_gather_mm makes it: each region of
     R slices (P columns each) keeps its R - S of largest squared norm, summed over partial's
     (chunks, 4H/P) row chunks. Writes index (G, R-S), slot (4H/P,) and energy (G, 2) as
-    select_gather_mm does, and zeroes the dropped slices of dnet (N, 4H) in place."""
+    select_gather_mm does, zeroes the dropped slices of dnet (N, 4H) in place and, unless
+    values is None, copies the kept ones into values (N, G*(R-S)*P), the step's compact form."""
     expect_kernel_dtype(dnet.dtype, "dnet")
     expect_rule(dnet.dim() == 2, f"coarse_select: dnet must be (N, 4H), got {tuple(dnet.shape)}")
     n, width = dnet.shape
@@ -92,9 +96,13 @@ def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: 
     expect(index, "index", torch.int32, (regions, keep))
     expect(slot, "slot", torch.int32, (slices,))
     expect(energy, "energy", torch.float32, (regions, 2))
-    per_block = max(1, COARSE_SELECT_THREADS // R)
+    if values is not None:
+        expect(values, "values", dnet.dtype, (n, regions * keep * P))
+    pieces, region_pieces = COARSE_SELECT_THREADS * COARSE_SELECT_QUADS, R * P // 4
+    per_block = max(1, min(COARSE_SELECT_THREADS // R, regions, pieces // (n * region_pieces)))
     region_blocks = -(-regions // per_block)
-    row_blocks = max(1, min(n, COARSE_SELECT_BLOCKS // region_blocks))
-    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}", (region_blocks, row_blocks),
-           (COARSE_SELECT_THREADS,), (partial, chunks, R, keep, P, per_block, dnet, n, width,
-                                      index, slot, energy), shared_mem=4 * per_block * (keep + R))
+    rows_per_block = max(1, pieces // (per_block * region_pieces))
+    launch("select", f"coarse_select_{DTYPE_NAMES[dnet.dtype]}",
+           (region_blocks, -(-n // rows_per_block)), (COARSE_SELECT_THREADS,),
+           (partial, chunks, R, keep, P, per_block, dnet, n, width, index, slot, energy,
+            values), shared_mem=4 * per_block * (keep + R))
