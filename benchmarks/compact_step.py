@@ -3,7 +3,8 @@ its A operand from dnet in P-wide pieces) against made on its own first (select.
 writing the step's compact form and zeroing the dropped slices) and then the plain indexed
 product over the compact form (products.gather_mm): per step, then one layer's backward
 replayed both ways (backward.COMPACT_BEFORE_PRODUCT_BYTES switched), rounds interleaved, all in
-one process. Coarse 50% (P 4, R 8, S 4) as the bench runs it.
+one process. Coarse 50% (P 4, R 8, S 4) as the bench runs it. Variants of the plain product: other
+split-K, and W_hh's kept slices loaded by the copy engine (a box of P rows each).
 
 Usage: python3 benchmarks/compact_step.py [shape ...]   (default: xl large nmt ptb)
 Writes $OUT/compact_step.json (or benchmarks/results/ without $OUT) and prints two tables.
@@ -25,6 +26,9 @@ from sparsetrain.sparsify import build
 
 P, R, S = 4, 8, 4
 ROUNDS = 3
+# the plain product's W_hh slices as copy-engine boxes of P rows each (products.gather_mm_tma;
+# per step only: in a replay the override would move dx onto it too)
+B_BY_TMA = {"TMA_GATHER_SLICE": P}
 PATHS = {"in product": {"COMPACT_BEFORE_PRODUCT_BYTES": 1 << 62},
          "compact first": {"COMPACT_BEFORE_PRODUCT_BYTES": 0}}
 
@@ -54,9 +58,22 @@ def step_us(hidden: int, batch: int, steps: int, dtype: torch.dtype) -> dict:
             partial, dnet, P, R, S, index, slot, energy, values)),
         "gather_mm": kernel_ms(lambda: products.gather_mm(values, w, flat, P, batch, out,
                                                           split)),
+        f"gather_mm, split {split // 2}": kernel_ms(lambda: products.gather_mm(
+            values, w, flat, P, batch, out, max(1, split // 2))),
+        f"gather_mm, split {split * 2}": kernel_ms(lambda: products.gather_mm(
+            values, w, flat, P, batch, out, split * 2)),
         # the pass after the loop that compact first makes unneeded, per step
         "zeroing / T": kernel_ms(lambda: zero_dropped_slices(all_dnet, all_slot, P, steps))
         / steps}
+    reference = torch.zeros_like(out)
+    products.gather_mm(values, w, flat, P, batch, reference, split)
+    with overridden(products, B_BY_TMA):
+        us["gather_mm, B by TMA"] = kernel_ms(lambda: products.gather_mm(
+            values, w, flat, P, batch, out, split))
+        out.zero_()
+        products.gather_mm(values, w, flat, P, batch, out, split)
+    error = ((out - reference).norm() / reference.norm()).item()
+    assert error < 1e-5, f"B by TMA: relative error {error} against cp.async"
     return {name: 1000 * ms for name, ms in us.items()}
 
 
@@ -72,17 +89,15 @@ def main() -> None:
             sparsifier = build(method_spec("coarse", 0.5, shape))
             rounds = {path: [] for path in PATHS}
             for _ in range(ROUNDS):
-                for path, overrides in PATHS.items():
-                    with overridden(plans, overrides):
+                for path, settings in PATHS.items():
+                    with overridden(plans, settings):
                         rounds[path].append(graph_ms(sparsifier, state))
             rounds["dense"] = [graph_ms(build(method_spec("dense", 0.5, shape)), state)]
             result["replays"][key] = rounds
     out_dir = pathlib.Path(os.environ.get("OUT", pathlib.Path(__file__).parent / "results"))
     (out_dir / "compact_step.json").write_text(json.dumps(result, indent=1))
-    columns = list(next(iter(result["steps"].values())))
-    print(f"{'us per step':14}" + "".join(f"{c:>27}" for c in columns))
     for key, us in result["steps"].items():
-        print(f"{key:14}" + "".join(f"{us[c]:27.2f}" for c in columns))
+        print(f"us per step, {key}: " + ", ".join(f"{c} {t:.2f}" for c, t in us.items()))
     print(f"\n{'replay ms':14}" + "".join(f"{p:>29}" for p in PATHS) + f"{'dense':>8}"
           + "  (old / new: the medians of in product / of each other path)")
     for key, rounds in result["replays"].items():
