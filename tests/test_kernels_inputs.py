@@ -8,6 +8,7 @@ from sparsetrain.kernels import products
 from sparsetrain.kernels.lstm_layer import unsupported_reason
 from sparsetrain.kernels.pointwise import (backward_step, backward_step_coarse, forward_step,
                                            fused_coarse_fits)
+from sparsetrain.kernels.select import coarse_select
 from sparsetrain.sparsify import build
 
 
@@ -108,6 +109,12 @@ def test_select_gather_mm_refuses_b_without_a_row_per_dnet_column():
         products.select_gather_mm(torch.zeros(64, 128), torch.zeros(8, 32), torch.zeros(64, 8),
                                   4, 8, 4, torch.zeros(64, 8), 1,
                                   *_select_outputs(4, 4, 32, 64, 64))
+
+
+def test_coarse_select_refuses_a_step_too_large_for_its_32_bit_offsets():
+    dnet = torch.empty(65536, 32768, device="meta", dtype=torch.bfloat16)
+    with pytest.raises(ConfigError, match="under 2\\^31 elements"):
+        coarse_select(torch.empty(8192, 8192, device="meta"), dnet, 4, 8, 4, None, None, None)
 
 
 def test_gather_mm_refuses_an_int64_index():

@@ -89,6 +89,8 @@ def coarse_select(partial: torch.Tensor, dnet: torch.Tensor, P: int, R: int, S: 
     n, width = dnet.shape
     problem = coarse_problem(P, R, S, width)
     expect_rule(problem is None, f"coarse_select: {problem}")
+    expect_rule(n * width < 2**31, f"coarse_select: a step's dnet must have under 2^31 elements "
+                f"(its offsets are 32-bit), got {n} x {width}")
     regions, keep, slices = width // (P * R), R - S, width // P
     chunks = partial.shape[0] if partial.dim() == 2 else -1
     expect(dnet, "dnet", dnet.dtype)
