@@ -409,6 +409,16 @@ def test_a_backward_copies_only_the_output_gradient_into_its_graph(monkeypatch):
     assert backward_copies == ["d_output"]
 
 
+def _assert_gradients_and_statistics_match_the_reference(spec, dtype):
+    inputs = separated_inputs(dtype)
+    ours, _, our_stats = gradients(lstm_layer, inputs, spec, dtype)
+    ref, _, ref_stats = gradients(reference.lstm_layer, inputs, spec, torch.float64)
+    for name in ours:
+        assert relative_error(ours[name], ref[name]) < TOLERANCE[dtype], name
+    for key in ref_stats:
+        assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
+
+
 @pytest.mark.parametrize("spec", [SPECS[1], SPECS[2]], ids=lambda s: f"S{s['S']}")
 @pytest.mark.parametrize("fused", [True, False], ids=["cell step selects", "coarse_select"])
 def test_coarse_as_dense_products_match_the_torch_reference(spec, fused, monkeypatch):
@@ -418,13 +428,7 @@ def test_coarse_as_dense_products_match_the_torch_reference(spec, fused, monkeyp
     monkeypatch.setattr(backward, "COARSE_AS_DENSE_ROWS", BATCH)
     monkeypatch.setattr(backward, "FUSED_COARSE_STEP", fused)
     graphs._graphs.clear()  # no graph captured on the other path may be replayed
-    inputs = separated_inputs(torch.float32)
-    ours, _, our_stats = gradients(lstm_layer, inputs, spec, torch.float32)
-    ref, _, ref_stats = gradients(reference.lstm_layer, inputs, spec, torch.float64)
-    for name in ours:
-        assert relative_error(ours[name], ref[name]) < TOLERANCE[torch.float32], name
-    for key in ref_stats:
-        assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
+    _assert_gradients_and_statistics_match_the_reference(spec, torch.float32)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -436,13 +440,7 @@ def test_coarse_selecting_before_a_plain_product_matches_the_torch_reference(dty
     # the path of steps whose dnet has at least COMPACT_BEFORE_PRODUCT_BYTES (xl bf16)
     monkeypatch.setattr(backward, "COMPACT_BEFORE_PRODUCT_BYTES", 0)
     graphs._graphs.clear()  # no graph captured on the other path may be replayed
-    inputs = separated_inputs(dtype)
-    ours, _, our_stats = gradients(lstm_layer, inputs, spec, dtype)
-    ref, _, ref_stats = gradients(reference.lstm_layer, inputs, spec, torch.float64)
-    for name in ours:
-        assert relative_error(ours[name], ref[name]) < TOLERANCE[dtype], name
-    for key in ref_stats:
-        assert our_stats[key] == pytest.approx(ref_stats[key], rel=1e-3, abs=1e-6), key
+    _assert_gradients_and_statistics_match_the_reference(spec, dtype)
 
 
 def test_a_backward_after_a_weight_was_changed_in_place_is_refused():
