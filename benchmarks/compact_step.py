@@ -4,9 +4,7 @@ writing the step's compact form and zeroing the dropped slices) and then the pla
 product over the compact form (products.gather_mm): per step, then one layer's backward
 replayed both ways (backward.COMPACT_BEFORE_PRODUCT_BYTES switched), rounds interleaved, all in
 one process. Coarse 50% (P 4, R 8, S 4) as the bench runs it. Variants of the plain product: other
-split-K, and W_hh's kept slices loaded by the copy engine (a box of P rows each). Since v21 also
-the one kernel that does both (select_gather_mm with `arrived`: the product's blocks write the
-compact form between them, then multiply over it), per step and as a third replay path.
+split-K, and W_hh's kept slices loaded by the copy engine (a box of P rows each).
 
 Usage: python3 benchmarks/compact_step.py [shape ...]   (default: xl large nmt ptb)
 Writes $OUT/compact_step.json (or benchmarks/results/ without $OUT) and prints two tables.
@@ -32,8 +30,7 @@ ROUNDS = 3
 # per step only: in a replay the override would move dx onto it too)
 B_BY_TMA = {"TMA_GATHER_SLICE": P}
 PATHS = {"in product": {"COMPACT_BEFORE_PRODUCT_BYTES": 1 << 62},
-         "compact first": {"COMPACT_BEFORE_PRODUCT_BYTES": 0, "PRODUCT_WRITES_COMPACT": False},
-         "by the product": {"COMPACT_BEFORE_PRODUCT_BYTES": 0, "PRODUCT_WRITES_COMPACT": True}}
+         "compact first": {"COMPACT_BEFORE_PRODUCT_BYTES": 0}}
 
 
 def step_us(hidden: int, batch: int, steps: int, dtype: torch.dtype) -> dict:
@@ -70,24 +67,6 @@ def step_us(hidden: int, batch: int, steps: int, dtype: torch.dtype) -> dict:
         / steps}
     reference = torch.zeros_like(out)
     products.gather_mm(values, w, flat, P, batch, reference, split)
-    problem = products.compact_first_problem(batch, width, hidden, P, R, S, split, dtype,
-                                             dnet.device)
-    if problem is None:
-        arrived = torch.zeros(split, batch // products.HOPPER_TILES.rows, device="cuda",
-                              dtype=torch.int32)
-        compact = torch.empty_like(values)
-
-        def by_the_product():
-            arrived.zero_()
-            products.select_gather_mm(dnet, partial, w, P, R, S, out, split, index, slot,
-                                      compact, energy, arrived)
-        us["select_gather_mm writing the compact form first"] = kernel_ms(by_the_product)
-        us["  its counters zeroed alone"] = kernel_ms(arrived.zero_)
-        out.zero_()
-        by_the_product()
-        assert torch.equal(compact, values), "the product's compact form differs from coarse_select's"
-        error = ((out - reference).norm() / reference.norm()).item()
-        assert error < 1e-5, f"compact by the product: relative error {error} against gather_mm"
     with overridden(products, B_BY_TMA):
         us["gather_mm, B by TMA"] = kernel_ms(lambda: products.gather_mm(
             values, w, flat, P, batch, out, split))

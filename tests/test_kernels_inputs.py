@@ -111,23 +111,6 @@ def test_select_gather_mm_refuses_b_without_a_row_per_dnet_column():
                                   *_select_outputs(4, 4, 32, 64, 64))
 
 
-def test_select_gather_mm_refuses_to_write_the_compact_form_first_where_regions_straddle_tiles():
-    # S = 2 keeps 6 slices of 4 columns a region: 24 compact columns, which 64 is not a multiple of
-    with pytest.raises(ConfigError, match="24 compact columns must divide the 64-column tiles"):
-        products.select_gather_mm(torch.zeros(128, 128), torch.zeros(1, 32), torch.zeros(128, 8),
-                                  4, 8, 2, torch.zeros(128, 8), 1,
-                                  *_select_outputs(4, 6, 32, 128, 96),
-                                  torch.zeros(1, 1, dtype=torch.int32))
-
-
-def test_select_gather_mm_writes_the_compact_form_first_only_on_the_bf16_wgmma_kernel():
-    with pytest.raises(ConfigError, match="sm_90 bf16 kernel"):
-        products.select_gather_mm(torch.zeros(128, 128), torch.zeros(1, 32), torch.zeros(128, 8),
-                                  4, 8, 4, torch.zeros(128, 8), 1,
-                                  *_select_outputs(4, 4, 32, 128, 64),
-                                  torch.zeros(1, 1, dtype=torch.int32))
-
-
 def test_coarse_select_refuses_a_step_too_large_for_its_32_bit_offsets():
     dnet = torch.empty(65536, 32768, device="meta", dtype=torch.bfloat16)
     with pytest.raises(ConfigError, match="under 2\\^31 elements"):

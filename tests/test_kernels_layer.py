@@ -443,33 +443,6 @@ def test_coarse_selecting_before_a_plain_product_matches_the_torch_reference(dty
     _assert_gradients_and_statistics_match_the_reference(spec, dtype)
 
 
-@pytest.mark.parametrize("spec", [SPECS[1], {"name": "coarse", "P": 4, "R": 8, "S": 6}],
-                         ids=lambda s: f"S{s['S']}")
-def test_coarse_with_the_product_writing_the_compact_form_matches_the_torch_reference(
-        spec, monkeypatch):
-    from sparsetrain.kernels import backward, graphs, products
-
-    monkeypatch.setattr(backward, "COMPACT_BEFORE_PRODUCT_BYTES", 0)
-    # the wgmma kernel's 128-row tiles, and two column tiles to share each K share's regions
-    monkeypatch.setitem(globals(), "BATCH", 128)
-    monkeypatch.setitem(globals(), "HIDDEN", 256)
-    width, kept_columns = 4 * HIDDEN, 4 * HIDDEN // 8 * (8 - spec["S"])
-    split = products.step_split(BATCH, HIDDEN, kept_columns, torch.bfloat16, torch.device("cuda"))
-    problem = products.compact_first_problem(BATCH, width, HIDDEN, spec["P"], spec["R"],
-                                             spec["S"], split, torch.bfloat16,
-                                             torch.device("cuda"))
-    if problem is not None:
-        pytest.skip(problem)
-    calls = []
-    select_gather_mm = products.select_gather_mm
-    monkeypatch.setattr(products, "select_gather_mm", lambda *args: calls.append(args[-1])
-                        or select_gather_mm(*args))
-    graphs._graphs.clear()  # no graph captured on the other path may be replayed
-    _assert_gradients_and_statistics_match_the_reference(spec, torch.bfloat16)
-    assert calls
-    assert all(arrived is not None for arrived in calls)
-
-
 def test_a_backward_after_a_weight_was_changed_in_place_is_refused():
     spec = SPECS[1]
     inputs = separated_inputs(torch.float32)

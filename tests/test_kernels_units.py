@@ -357,52 +357,6 @@ def test_select_gather_mm_writes_the_compact_form_slots_and_energies(
         assert energy[g, 1].item() == pytest.approx(sum(totals[g * R:(g + 1) * R]), rel=1e-5)
 
 
-# (P, R, S) whose regions' kept columns divide the 64-column tiles, from 8 to 64 of them
-COMPACT_FIRST_CASES = [(4, 8, 4), (8, 8, 4), (16, 4, 2), (4, 32, 16), (8, 2, 1), (4, 8, 6)]
-
-
-@pytest.mark.parametrize("P,R,S", COMPACT_FIRST_CASES)
-@pytest.mark.parametrize("split_k", [1, 3])
-# 600: five column tiles share each K share's regions unevenly; 256: two row tiles
-@pytest.mark.parametrize("n,features", [(128, 600), (256, 200)])
-def test_select_gather_mm_writing_the_compact_form_first_matches_the_reference(
-        P, R, S, split_k, n, features):
-    width, chunks, keep = 48 * P * R, 3, R - S
-    regions = width // (P * R)
-    problem = products.compact_first_problem(n, width, features, P, R, S, split_k,
-                                             torch.bfloat16, torch.device("cuda"))
-    if problem is not None:
-        pytest.skip(problem)
-    dnet = randn(n, width, dtype=torch.bfloat16)
-    original = dnet.clone()
-    b = randn(width, features, dtype=torch.bfloat16)
-    partial = (torch.rand(chunks, width // P, device="cuda") * 1024).floor() / 1024  # exact sums
-    partial[:, 5] = partial[:, 6]  # a tie: the lower slice must win
-    out = torch.zeros(n, features, device="cuda") if split_k > 1 else poisoned(n, features)
-    index = torch.full((regions, keep), -7, dtype=torch.int32, device="cuda")
-    slot = torch.full((width // P,), -7, dtype=torch.int32, device="cuda")
-    values = poisoned(n, regions * keep * P, dtype=torch.bfloat16)
-    energy = poisoned(regions, 2)
-    arrived = torch.zeros(split_k, n // 128, dtype=torch.int32, device="cuda")
-    products.select_gather_mm(dnet, partial, b, P, R, S, out, split_k, index, slot, values,
-                              energy, arrived)
-    kept = _coarse_index(partial, P, R, keep)
-    assert index.tolist() == kept
-    columns = [s * P + p for region in kept for s in region for p in range(P)]
-    assert torch.equal(values, original[:, columns])
-    expected_dnet = torch.zeros_like(original)
-    expected_dnet[:, columns] = original[:, columns]
-    assert torch.equal(dnet, expected_dnet)
-    assert relative_error(out, original.double()[:, columns] @ b.double()[columns]) < 1e-2
-    totals = partial.double().sum(0).tolist()
-    for g, region in enumerate(kept):
-        assert [slot[g * R + q].item() for q in range(R)] == [
-            g * keep + region.index(g * R + q) if g * R + q in region else -1 for q in range(R)]
-        assert energy[g, 0].item() == pytest.approx(sum(totals[k] for k in region), rel=1e-5)
-        assert energy[g, 1].item() == pytest.approx(sum(totals[g * R:(g + 1) * R]), rel=1e-5)
-    assert arrived.tolist() == [[-(-features // 128)] * (n // 128)] * split_k
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("P,R,S", [(4, 8, 4), (8, 8, 3), (16, 4, 1), (4, 32, 20)])
 @pytest.mark.parametrize("n", [64, 200])  # 200: rows shared unevenly between the blocks

@@ -225,24 +225,6 @@ def _launch_early(function: Any, grid: Sequence[int], block: Sequence[int],
         raise RuntimeError(f"cuLaunchKernelEx: {(name.value or b'?').decode()} ({status})")
 
 
-@functools.cache
-def resident_blocks(module: str, name: str, threads: int, shared_mem: int, device: int) -> int:
-    """Blocks of `name` from `<module>.cu` that `device` holds at once: the driver's occupancy
-    per SM (registers, shared memory, threads) times the SMs."""
-    import cupy
-
-    function = kernel(module, name)
-    with cupy.cuda.Device(device):
-        _allow_shared(function, device, shared_mem)
-        per_sm = ctypes.c_int()
-        status = _driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(
-            ctypes.byref(per_sm), ctypes.c_void_p(function.kernel.ptr), threads,
-            ctypes.c_size_t(shared_mem))
-    if status != 0:
-        raise RuntimeError(f"cuOccupancyMaxActiveBlocksPerMultiprocessor: error {status}")
-    return per_sm.value * torch.cuda.get_device_properties(device).multi_processor_count
-
-
 def current_stream_pointer(device: int) -> int:
     """torch's current stream on `device`, as a raw cudaStream_t (without building a Stream
     object: that costs ~15 us of host time on the lent machines)."""

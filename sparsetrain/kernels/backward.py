@@ -55,10 +55,6 @@ FUSED_COARSE_STEP = True
 # product where a step's dnet has at least this many bytes (xl bf16: 4 MB), and inside the
 # product (select_gather_mm) below it (benchmarks/NOTES.md v20)
 COMPACT_BEFORE_PRODUCT_BYTES = 2 << 20
-# there the product's own blocks write the compact form before they multiply, one kernel a
-# step, where products.compact_first_problem allows; False: coarse_select, then the plain
-# product (benchmarks/NOTES.md v21)
-PRODUCT_WRITES_COMPACT = True
 
 
 @dataclass
@@ -171,13 +167,11 @@ class _Loop:
 
     def recur_selected(self, dnet: torch.Tensor, partial: torch.Tensor, P: int, R: int, S: int,
                        split: int, index: torch.Tensor, slot: torch.Tensor,
-                       values: torch.Tensor, energy: torch.Tensor,
-                       arrived: torch.Tensor | None = None) -> None:
+                       values: torch.Tensor, energy: torch.Tensor) -> None:
         """The same with coarse's selection made by the product, which writes the step's
-        index, slot, compact values and energy (with `arrived`, the compact form first, and
-        dnet's dropped slices zeroed)."""
+        index, slot, compact values and energy."""
         products.select_gather_mm(dnet, partial, self.s.w_hh, P, R, S, self.dh, split, index,
-                                  slot, values, energy, arrived)
+                                  slot, values, energy)
 
     def h_prev(self) -> torch.Tensor:
         """h_{t-1} of every step, (T*N, H): a view of the forward's hidden states."""
@@ -356,19 +350,10 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
                            DENSE_REGION, 0, summary=summary)
     values = loop.s.x.new_empty(T, N, regions * keep * P)
     split = loop.split(values.shape[2])
-    arrived = None
-    if compact_first and PRODUCT_WRITES_COMPACT and products.compact_first_problem(
-            N, loop.width, loop.hidden, P, R, S, split, dtype, device) is None:
-        # the product's blocks count themselves in once their share of a step is written
-        arrived = torch.zeros(T, split, N // products.HOPPER_TILES.rows, device=device,
-                              dtype=torch.int32)
     with early_launches():
         for t in range(T - 1, -1, -1):
             loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")
-            if arrived is not None:
-                loop.recur_selected(dnet[t], partial, P, R, S, split, index[t], slot[t],
-                                    values[t], energy[t], arrived[t])
-            elif compact_first:
+            if compact_first:
                 coarse_select(partial, dnet[t], P, R, S, index[t], slot[t], energy[t],
                               values[t])
                 loop.recur(values[t], index[t].reshape(1, -1), P, split)

@@ -356,19 +356,15 @@ __device__ void decide_coarse(const StepSelection& selection, int P, int first_s
 struct KShare {
     int begin, end, tiles, first_slice;
 };
-template <int BK> __device__ __forceinline__ KShare k_share(int P, int Kc) {
+template <int BK, bool SELECT>
+__device__ KShare gather_rows(const int* idx, const StepSelection& selection, int P, int Kc,
+                              int* rows) {
     int k_len = ((Kc + gridDim.z - 1) / gridDim.z + BK - 1) / BK * BK;
     KShare share;
     share.begin = blockIdx.z * k_len;
     share.end = min(Kc, share.begin + k_len);
     share.tiles = share.begin < share.end ? (share.end - share.begin + BK - 1) / BK : 0;
     share.first_slice = share.begin / P;
-    return share;
-}
-template <int BK, bool SELECT>
-__device__ KShare gather_rows(const int* idx, const StepSelection& selection, int P, int Kc,
-                              int* rows) {
-    KShare share = k_share<BK>(P, Kc);
     int end_slice = (share.end + P - 1) / P;
     if constexpr (SELECT) {
         decide_coarse(selection, P, share.first_slice, end_slice, rows);

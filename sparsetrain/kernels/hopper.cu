@@ -150,101 +150,6 @@ __device__ __forceinline__ void bulk_load(void* shared, const TensorMap& map, in
                  : "memory");
 }
 
-// COMPACT_FIRST (select_compact_gather_mm): the step's compact form written by the product's
-// own blocks before they multiply. The gridDim.x column tiles of one (row tile, K share) read
-// the same A tile, so each takes 1 / gridDim.x of that share's regions: it copies their kept
-// slices into values and stores its rows of them back into dnet with the dropped slices as
-// zeros (every piece stored, so no sector is written in part), then counts itself in its
-// group's counter and waits for the others. The product then reads A in whole 16-byte chunks
-// of values, where select_gather_mm gathers it from dnet in P-wide pieces, once per column
-// tile. A block's pieces are loaded before the decision, which they do not depend on. The
-// launcher makes sure the whole grid is resident at once, so no block waits on one that has
-// not started.
-struct CompactFirst {
-    bf16* dnet;    // N x width: the dropped slices zeroed in place
-    bf16* values;  // N x Kc
-    int* arrived;  // a counter per (row tile, K share), zero before the launch
-    int width;
-};
-constexpr int COMPACT_SHARE_PIECES = 8;  // 4-column pieces a thread loads before the decision
-constexpr long long COMPACT_WAIT_LIMIT = 1LL << 26;  // polls before a missing block is an error
-
-// A block's share: `count` pieces of 4 columns, `quads` a row, from row m0 and column
-// first_column of dnet.
-struct CompactShare {
-    int m0, first_column, quads, count;
-    __device__ int offset(int e, int width) const {
-        return (m0 + e / quads) * width + first_column + 4 * (e % quads);
-    }
-};
-__device__ __forceinline__ CompactShare compact_share(KShare share, int P, int R, int keep,
-                                                      int m0, int rows) {
-    int region_kc = keep * P, first_region = share.begin / region_kc;
-    int regions = (share.end - share.begin + region_kc - 1) / region_kc;
-    int per_block = (regions + gridDim.x - 1) / gridDim.x;
-    int mine = max(0, min(regions - (int)blockIdx.x * per_block, per_block));
-    int quads = mine * R * P / 4;
-    return CompactShare{m0, (first_region + (int)blockIdx.x * per_block) * R * P, quads,
-                        rows * quads};
-}
-
-template <int THREADS>
-__device__ __forceinline__ void load_compact_share(const CompactFirst& compact,
-                                                   const CompactShare& mine, uint2 pieces[],
-                                                   int at[]) {
-#pragma unroll
-    for (int u = 0; u < COMPACT_SHARE_PIECES; ++u) {
-        int e = u * THREADS + threadIdx.x;
-        at[u] = e < mine.count ? mine.offset(e, compact.width) : -1;
-        if (at[u] >= 0) pieces[u] = load4(compact.dnet + at[u]);
-    }
-}
-
-// rows: gather_rows' first dnet column of each compact slice of the block's K share. The
-// pieces past COMPACT_SHARE_PIECES a thread (a share of many regions) are loaded here.
-template <int THREADS>
-__device__ __forceinline__ void store_compact_share(const CompactFirst& compact,
-                                                    const CompactShare& mine, KShare share,
-                                                    const int* rows, int P, int R, int keep,
-                                                    int Kc, const uint2 pieces[],
-                                                    const int at[]) {
-    auto store = [&](int offset, uint2 piece) {
-        int row = offset / compact.width, column = offset % compact.width;
-        int slice = column / P, first_kept = slice / R * keep, j = -1;
-        for (int i = 0; i < keep; ++i)
-            if (rows[first_kept + i - share.first_slice] == slice * P) j = first_kept + i;
-        store4(compact.dnet + offset, j < 0 ? zero4<bf16>() : piece);
-        if (j >= 0) store4(compact.values + (size_t)row * Kc + j * P + column % P, piece);
-    };
-#pragma unroll
-    for (int u = 0; u < COMPACT_SHARE_PIECES; ++u)
-        if (at[u] >= 0) store(at[u], pieces[u]);
-    for (int e = COMPACT_SHARE_PIECES * THREADS + threadIdx.x; e < mine.count; e += THREADS) {
-        int offset = mine.offset(e, compact.width);
-        store(offset, load4(compact.dnet + offset));
-    }
-}
-
-__device__ __forceinline__ int load_acquire(const int* p) {
-    int value;
-    asm volatile("ld.acquire.gpu.global.s32 %0, [%1];\n" : "=r"(value) : "l"(p) : "memory");
-    return value;
-}
-
-__device__ __forceinline__ void wait_for_compact_form(int* arrived) {
-    int* counter = arrived + blockIdx.y + gridDim.y * blockIdx.z;
-    __threadfence();  // this block's share of values and dnet, before it is counted
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        atomicAdd(counter, 1);
-        for (long long polls = 0; load_acquire(counter) < (int)gridDim.x; ++polls) {
-            if (polls == COMPACT_WAIT_LIMIT) __trap();
-            __nanosleep(32);
-        }
-    }
-    __syncthreads();
-}
-
 // out (M x F) = A (M x Kc) . B[kept rows] as products.cu's gather_mm (same index rule, split-K
 // over gridDim.z with red adds into fp32 out; SELECT as there). WGS x WG_N warpgroups of 64
 // rows x 128 columns each (those in a row share the A tile, in a column the B tile), BK = 64
@@ -254,10 +159,10 @@ template <int WGS, int WG_N> __host__ __device__ constexpr int hopper_stage() {
     return 64 * WGS * 64 + 64 * 128 * WG_N;
 }
 
-template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT, bool COMPACT_FIRST = false>
+template <typename OutT, int WGS, int WG_N, int STAGES, bool SELECT>
 __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index, int P,
                                  int rows_per_group, OutT* out, int M, int Kc, int F, int lda,
-                                 StepSelection selection, CompactFirst compact = {}) {
+                                 StepSelection selection) {
     constexpr int BM = 64 * WGS, BN = 128 * WG_N, BK = 64, THREADS = 128 * WGS * WG_N;
     constexpr int A_CHUNKS = BM * BK / 8 / THREADS, B_CHUNKS = BK * BN / 8 / THREADS;
     constexpr int N_CHUNKS = BN / 8;
@@ -269,24 +174,8 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
     int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     int* first_rows = reinterpret_cast<int*>(stages + STAGES * STAGE);
     wait_for_previous_kernel();  // the step loop's: A (and the selection) just written
-    uint2 pieces[COMPACT_SHARE_PIECES];
-    int at[COMPACT_SHARE_PIECES];
-    CompactShare mine{};
-    if constexpr (COMPACT_FIRST) {
-        mine = compact_share(k_share<BK>(P, Kc), P, selection.R, selection.keep, m0,
-                             min(BM, M - m0));
-        load_compact_share<THREADS>(compact, mine, pieces, at);
-    }
     const int* idx = SELECT ? nullptr : index + (size_t)(m0 / rows_per_group) * (Kc / P);
     KShare share = gather_rows<BK, SELECT>(idx, selection, P, Kc, first_rows);
-    if constexpr (COMPACT_FIRST) {
-        store_compact_share<THREADS>(compact, mine, share, first_rows, P, selection.R,
-                                     selection.keep, Kc, pieces, at);
-        wait_for_compact_form(compact.arrived);
-        A = compact.values;
-        lda = Kc;
-    }
-    constexpr bool GATHER_A = SELECT && !COMPACT_FIRST;  // A's kept slices picked out of dnet
     int k_begin = share.begin, k_end = share.end, k_tiles = share.tiles;
     // P a power of two (always under SELECT): shifts, not divisions, in every B chunk's lookup
     int first_slice = share.first_slice, p_shift = __ffs(P) - 1;
@@ -297,14 +186,14 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         int k0 = k_begin + tile * BK;
         int k_chunk = tid % 8, k = k0 + 8 * k_chunk;  // the same for all of a thread's A chunks
         ChunkColumns columns{};
-        if constexpr (GATHER_A)
+        if constexpr (SELECT)
             if (k < k_end) columns = chunk_columns<bf16>(first_rows, first_slice, k, P, p_shift);
 #pragma unroll
         for (int i = 0; i < A_CHUNKS; ++i) {
             int m = (i * THREADS + tid) / 8;
             bool inside = m0 + m < M && k < k_end;
             const bf16* row = A + (size_t)min(m0 + m, M - 1) * lda;
-            if constexpr (GATHER_A)
+            if constexpr (SELECT)
                 copy_selected(As + swizzled(m, k_chunk), row, columns, inside);
             else
                 copy_async16(As + swizzled(m, k_chunk), inside ? row + k : A, inside ? 16 : 0);
@@ -338,7 +227,7 @@ __device__ void gather_mm_hopper(const bf16* A, const bf16* B, const int* index,
         copy_async_wait<STAGES - 2>();
         fence_async_shared();
         __syncthreads();
-        if constexpr (GATHER_A)
+        if constexpr (SELECT)
             if (selection.values) {
                 int k_chunk = tid % 8, k = k_begin + tile * BK + 8 * k_chunk;
 #pragma unroll
@@ -544,16 +433,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) select_gather_mm_hopper_bfl
     gather_mm_hopper<float, 2, 1, 3, true>(dnet, B, nullptr, P, M, out, M, Kc, F, width,
                                         step_selection(partial, chunks, width / P, R, R - S,
                                                        index, slot, energy, values));
-}
-// The same with the compact form written first by the blocks between them (COMPACT_FIRST).
-extern "C" __global__ void __launch_bounds__(256, 2) select_compact_gather_mm_hopper_bfloat16(
-    bf16* dnet, const bf16* B, int P, float* out, int M, int Kc, int F, int width,
-    const float* partial, int chunks, int R, int S, int* index, int* slot, float* energy,
-    bf16* values, int* arrived) {
-    gather_mm_hopper<float, 2, 1, 3, true, true>(
-        dnet, B, nullptr, P, M, out, M, Kc, F, width,
-        step_selection(partial, chunks, width / P, R, R - S, index, slot, energy, nullptr),
-        CompactFirst{dnet, values, arrived, width});
 }
 
 // 64 x 128 on one warpgroup; 128 x 128 on two that share the B tile (for a small accumulator,

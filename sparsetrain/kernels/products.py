@@ -11,7 +11,7 @@ import torch
 
 from sparsetrain.kernels import _tensor_maps
 from sparsetrain.kernels._checks import expect, expect_kernel_dtype, expect_rule
-from sparsetrain.kernels._loader import DTYPE_NAMES, launch, resident_blocks
+from sparsetrain.kernels._loader import DTYPE_NAMES, launch
 from sparsetrain.kernels.transpose import transposed
 
 
@@ -255,31 +255,9 @@ def coarse_problem(P: int, R: int, S: int, width: int) -> str | None:
     return None
 
 
-def compact_first_problem(n: int, width: int, features: int, P: int, R: int, S: int,
-                          split_k: int, dtype: torch.dtype, device: torch.device) -> str | None:
-    """Why select_gather_mm cannot write the compact form first (`arrived`) for this step
-    (None when it can): it runs on the bf16 wgmma kernel, whose K shares must hold whole
-    regions and whose whole grid must be resident at once (its blocks wait for each other)."""
-    tiles, keep = HOPPER_TILES, R - S
-    if tiles.depth % (keep * P):
-        return (f"compact first: a region's {keep * P} compact columns must divide the "
-                f"{tiles.depth}-column tiles")
-    if gather_kernel(n, dtype, device)[0] != "hopper":
-        return "compact first runs on the sm_90 bf16 kernel (128-row tiles) only"
-    grid, block, shared = gather_geometry(dtype, n, width // R * keep, features, P, split_k,
-                                          tiles)
-    blocks = grid[0] * grid[1] * grid[2]
-    resident = resident_blocks("hopper", "select_compact_gather_mm_hopper_bfloat16",
-                               block[0], shared, device.index or 0)
-    if blocks > resident:
-        return f"compact first: {blocks} blocks, but the device holds {resident} at once"
-    return None
-
-
 def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor, P: int,
                      R: int, S: int, out: torch.Tensor, split_k: int, index: torch.Tensor,
-                     slot: torch.Tensor, values: torch.Tensor, energy: torch.Tensor,
-                     arrived: torch.Tensor | None = None) -> None:
+                     slot: torch.Tensor, values: torch.Tensor, energy: torch.Tensor) -> None:
     """One step of coarse, selection and product in one launch: out (+)= s . b[kept rows].
 
     Each region of R slices (P columns of dnet each; R in SELECT_REGIONS) keeps its R - S
@@ -289,10 +267,6 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     hold zeros). Also writes the selection: index (G, R-S) the kept global slices, ascending
     per region; slot (4H/P,) each slice's compact slice or -1; values (N, G*(R-S)*P) the
     compact form s; energy (G, 2) kept and total squared norm per region.
-
-    With `arrived` (split_k x N/128 int32 zeros; compact_first_problem says where it runs), the
-    blocks first write values between them and zero dnet's dropped slices in place, then
-    multiply over values (whole 16-byte rows of A, not P-wide pieces of dnet).
     """
     expect_kernel_dtype(dnet.dtype, "dnet")
     expect_rule(dnet.dim() == 2, f"select_gather_mm: dnet must be (N, 4H), got {tuple(dnet.shape)}")
@@ -317,16 +291,9 @@ def select_gather_mm(dnet: torch.Tensor, partial: torch.Tensor, b: torch.Tensor,
     features = b.shape[1]
     module, prefix, tiles = gather_kernel(n, dnet.dtype, dnet.device)
     grid, block, shared = gather_geometry(dnet.dtype, n, kc, features, P, split_k, tiles)
-    arguments = (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot,
-                 energy, values)
-    if arrived is not None:
-        problem = compact_first_problem(n, width, features, P, R, S, split_k, dnet.dtype,
-                                        dnet.device)
-        expect_rule(problem is None, f"select_gather_mm: {problem}")
-        expect(arrived, "arrived", torch.int32, (split_k, n // tiles.rows))
-        prefix, arguments = f"compact_{prefix}", arguments + (arrived,)
-    launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block, arguments,
-           shared_mem=shared)
+    launch(module, f"select_{prefix}_{DTYPE_NAMES[dnet.dtype]}", grid, block,
+           (dnet, b, P, out, n, kc, features, width, partial, chunks, R, S, index, slot, energy,
+            values), shared_mem=shared)
 
 
 def wgrad_regions_per_block(P: int, R: int, S: int, tiles: Tiles = WGRAD_TILES) -> int:
