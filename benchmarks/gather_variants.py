@@ -1,7 +1,8 @@
 """Tilings of hopper.cu's gather_mm_hopper beside the shipped ones, each checked against the
 shipped kernel's output on the same random inputs, then timed (kernel_ms): coarse 50%'s
-per-step product with its selection (select entry, split-K as given) and its dx (the plain
-entry, bf16 out, over all T*N rows, index per step), at xl and large, bf16.
+per-step product with its selection (select entry, split-K as given), the plain per-step
+product over a step's compact form (float32 out, split-K as given: xl's path since v20) and its
+dx (the plain entry, bf16 out, over all T*N rows, index per step), at xl and large, bf16.
 
 A variant is (WGS, WG_N, STAGES, BLOCKS): WGS x WG_N warpgroups of 64 x 128 (tile 64 WGS x
 128 WG_N), STAGES tiles in flight, registers capped for BLOCKS blocks an SM. The shipped
@@ -23,7 +24,7 @@ from sparsetrain.bench.measure import SHAPES, kernel_ms
 from sparsetrain.kernels import _loader, products
 from sparsetrain.kernels.products import Tiles, gather_shared_bytes
 
-VARIANTS = [(2, 1, 3, 2), (2, 1, 4, 1), (4, 1, 3, 1), (2, 2, 3, 1)]
+VARIANTS = [(2, 1, 3, 2), (2, 1, 4, 1), (4, 1, 3, 1), (2, 2, 3, 1), (2, 2, 4, 1), (1, 1, 3, 3)]
 P, R, S = 4, 8, 4
 
 
@@ -44,6 +45,13 @@ extern "C" __global__ void __launch_bounds__({128 * wgs * wg_n}, {blocks})
     gather_mm_hopper<float, {wgs}, {wg_n}, {stages}, true>(dnet, B, nullptr, P, M, out, M, Kc,
         F, width, step_selection(partial, chunks, width / P, R, R - S, index, slot, energy,
                                  values));
+}}
+extern "C" __global__ void __launch_bounds__({128 * wgs * wg_n}, {blocks})
+{_name('plain_step', variant)}(
+    const bf16* A, const bf16* B, const int* index, int P, int rows_per_group, float* out,
+    int M, int Kc, int F) {{
+    gather_mm_hopper<float, {wgs}, {wg_n}, {stages}, false>(A, B, index, P, rows_per_group, out,
+        M, Kc, F, Kc, StepSelection{{}});
 }}
 extern "C" __global__ void __launch_bounds__({128 * wgs * wg_n}, {blocks})
 {_name('gather', variant)}(
@@ -111,6 +119,37 @@ def step_rows(hidden, batch, split):
     return rows
 
 
+def plain_step_rows(hidden, batch, split):
+    """The plain per-step product over one step's compact form, into zeroed float32 out."""
+    width = 4 * hidden
+    regions, keep = width // (P * R), R - S
+    kc = regions * keep * P
+    values = torch.randn(batch, kc, device="cuda").bfloat16()
+    w = (torch.randn(width, hidden, device="cuda") * 0.05).bfloat16()
+    kept = torch.rand(regions, R, device="cuda").argsort(-1)[..., :keep].sort(-1).values
+    index = (kept + torch.arange(regions, device="cuda")[:, None] * R).reshape(1, -1).int()
+    outputs, rows = {}, []
+    for variant in VARIANTS:
+        if batch % (64 * variant[0]):
+            continue
+        out = torch.zeros(batch, hidden, device="cuda")
+        grid, block, shared = _geometry(variant, batch, kc, hidden, split)
+        args = (values, w, index, P, batch, out, batch, kc, hidden)
+
+        def work():
+            _loader.launch_function(_variant("plain_step", variant), grid, block, args, shared)
+
+        work()
+        torch.cuda.synchronize()
+        outputs[variant] = out.clone()
+        ms = kernel_ms(lambda: (out.zero_(), work()))
+        zero_ms = kernel_ms(lambda: out.zero_())
+        rows.append({"variant": variant, "split": split, "us": 1000 * (ms - zero_ms)})
+    for row in rows:
+        row["out_error"] = _relative(outputs[row["variant"]], outputs[VARIANTS[0]])
+    return rows
+
+
 def dx_rows(hidden, batch, steps):
     width = 4 * hidden
     regions, keep = width // (P * R), R - S
@@ -150,12 +189,17 @@ def main():
                                             torch.device("cuda"))
         step = [row for split in sorted({shipped_split, 8, 16})
                 for row in step_rows(hidden, batch, split)]
+        plain = [row for split in sorted({shipped_split // 2, shipped_split, 2 * shipped_split})
+                 for row in plain_step_rows(hidden, batch, split)]
         dx = dx_rows(hidden, batch, steps)
-        result["shapes"][name] = {"step": step, "dx": dx}
+        result["shapes"][name] = {"step": step, "plain step": plain, "dx": dx}
         for row in step:
             print(f"{name:5} step  {str(row['variant']):14} split {row['split']:2d} "
                   f"{row['us']:8.1f} us  err {row['out_error']:.1e} "
                   f"selection {'same' if row['selection_equal'] else 'DIFFERS'}")
+        for row in plain:
+            print(f"{name:5} plain {str(row['variant']):14} split {row['split']:2d} "
+                  f"{row['us']:8.1f} us  err {row['out_error']:.1e}")
         for row in dx:
             print(f"{name:5} dx    {str(row['variant']):14}          {row['us']:8.1f} us  "
                   f"err {row['out_error']:.1e}")
