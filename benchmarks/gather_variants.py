@@ -119,38 +119,10 @@ def step_rows(hidden, batch, split):
     return rows
 
 
-def plain_step_rows(hidden, batch, split):
-    """The plain per-step product over one step's compact form, into zeroed float32 out."""
-    width = 4 * hidden
-    regions, keep = width // (P * R), R - S
-    kc = regions * keep * P
-    values = torch.randn(batch, kc, device="cuda").bfloat16()
-    w = (torch.randn(width, hidden, device="cuda") * 0.05).bfloat16()
-    kept = torch.rand(regions, R, device="cuda").argsort(-1)[..., :keep].sort(-1).values
-    index = (kept + torch.arange(regions, device="cuda")[:, None] * R).reshape(1, -1).int()
-    outputs, rows = {}, []
-    for variant in VARIANTS:
-        if batch % (64 * variant[0]):
-            continue
-        out = torch.zeros(batch, hidden, device="cuda")
-        grid, block, shared = _geometry(variant, batch, kc, hidden, split)
-        args = (values, w, index, P, batch, out, batch, kc, hidden)
-
-        def work():
-            _loader.launch_function(_variant("plain_step", variant), grid, block, args, shared)
-
-        work()
-        torch.cuda.synchronize()
-        outputs[variant] = out.clone()
-        ms = kernel_ms(lambda: (out.zero_(), work()))
-        zero_ms = kernel_ms(lambda: out.zero_())
-        rows.append({"variant": variant, "split": split, "us": 1000 * (ms - zero_ms)})
-    for row in rows:
-        row["out_error"] = _relative(outputs[row["variant"]], outputs[VARIANTS[0]])
-    return rows
-
-
-def dx_rows(hidden, batch, steps):
+def gather_rows(kind, hidden, batch, steps, split):
+    """The plain entry over `steps` steps' compact forms (an index per step). kind
+    "plain_step": one step's product into zeroed float32 out, split-K as given (the zeroing's
+    time subtracted); "gather": dx over all steps, bf16 out."""
     width = 4 * hidden
     regions, keep = width // (P * R), R - S
     kc = regions * keep * P
@@ -159,21 +131,27 @@ def dx_rows(hidden, batch, steps):
     w = (torch.randn(width, hidden, device="cuda") * 0.05).bfloat16()
     kept = torch.rand(steps, regions, R, device="cuda").argsort(-1)[..., :keep].sort(-1).values
     index = (kept + torch.arange(regions, device="cuda")[:, None] * R).reshape(steps, -1).int()
+    step = kind == "plain_step"
     outputs, rows = {}, []
     for variant in VARIANTS:
         if batch % (64 * variant[0]):
             continue
-        out = torch.full((m, hidden), float("nan"), device="cuda").bfloat16()
-        grid, block, shared = _geometry(variant, m, kc, hidden, 1)
+        out = (torch.zeros(m, hidden, device="cuda") if step
+               else torch.full((m, hidden), float("nan"), device="cuda").bfloat16())
+        grid, block, shared = _geometry(variant, m, kc, hidden, split)
         args = (values, w, index, P, batch, out, m, kc, hidden)
 
         def work():
-            _loader.launch_function(_variant("gather", variant), grid, block, args, shared)
+            _loader.launch_function(_variant(kind, variant), grid, block, args, shared)
 
         work()
         torch.cuda.synchronize()
         outputs[variant] = out.clone()
-        rows.append({"variant": variant, "us": 1000 * kernel_ms(work, launches=3)})
+        if step:
+            us = 1000 * (kernel_ms(lambda: (out.zero_(), work())) - kernel_ms(out.zero_))
+            rows.append({"variant": variant, "split": split, "us": us})
+        else:
+            rows.append({"variant": variant, "us": 1000 * kernel_ms(work, launches=3)})
     for row in rows:
         row["out_error"] = _relative(outputs[row["variant"]], outputs[VARIANTS[0]])
     return rows
@@ -190,8 +168,8 @@ def main():
         step = [row for split in sorted({shipped_split, 8, 16})
                 for row in step_rows(hidden, batch, split)]
         plain = [row for split in sorted({shipped_split // 2, shipped_split, 2 * shipped_split})
-                 for row in plain_step_rows(hidden, batch, split)]
-        dx = dx_rows(hidden, batch, steps)
+                 for row in gather_rows("plain_step", hidden, batch, 1, split)]
+        dx = gather_rows("gather", hidden, batch, steps, 1)
         result["shapes"][name] = {"step": step, "plain step": plain, "dx": dx}
         for row in step:
             print(f"{name:5} step  {str(row['variant']):14} split {row['split']:2d} "
