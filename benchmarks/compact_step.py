@@ -47,6 +47,7 @@ def step_us(hidden: int, batch: int, steps: int, dtype: torch.dtype) -> dict:
     out = torch.zeros(batch, hidden, device="cuda")
     partial = torch.rand(batch // plans.COARSE_ROWS_PER_CHUNK, width // P, device="cuda")
     split = products.step_split(batch, hidden, kc, dtype, dnet.device)
+    plain_split = products.step_split(batch, hidden, kc, dtype, dnet.device, plain=True)
     coarse_select(partial, dnet, P, R, S, index, slot, energy, values)  # a real selection
     flat = index.reshape(1, -1)
     all_dnet = torch.randn(steps * batch, width, device="cuda").to(dtype)
@@ -56,22 +57,22 @@ def step_us(hidden: int, batch: int, steps: int, dtype: torch.dtype) -> dict:
             dnet, partial, w, P, R, S, out, split, index, slot, values, energy)),
         "coarse_select": kernel_ms(lambda: coarse_select(
             partial, dnet, P, R, S, index, slot, energy, values)),
-        "gather_mm": kernel_ms(lambda: products.gather_mm(values, w, flat, P, batch, out,
-                                                          split)),
-        f"gather_mm, split {split // 2}": kernel_ms(lambda: products.gather_mm(
-            values, w, flat, P, batch, out, max(1, split // 2))),
-        f"gather_mm, split {split * 2}": kernel_ms(lambda: products.gather_mm(
-            values, w, flat, P, batch, out, split * 2)),
+        f"gather_mm, split {plain_split}": kernel_ms(lambda: products.gather_mm(
+            values, w, flat, P, batch, out, plain_split)),
+        f"gather_mm, split {plain_split // 2}": kernel_ms(lambda: products.gather_mm(
+            values, w, flat, P, batch, out, max(1, plain_split // 2))),
+        f"gather_mm, split {plain_split * 2}": kernel_ms(lambda: products.gather_mm(
+            values, w, flat, P, batch, out, plain_split * 2)),
         # the pass after the loop that compact first makes unneeded, per step
         "zeroing / T": kernel_ms(lambda: zero_dropped_slices(all_dnet, all_slot, P, steps))
         / steps}
     reference = torch.zeros_like(out)
-    products.gather_mm(values, w, flat, P, batch, reference, split)
+    products.gather_mm(values, w, flat, P, batch, reference, plain_split)
     with overridden(products, B_BY_TMA):
         us["gather_mm, B by TMA"] = kernel_ms(lambda: products.gather_mm(
-            values, w, flat, P, batch, out, split))
+            values, w, flat, P, batch, out, plain_split))
         out.zero_()
-        products.gather_mm(values, w, flat, P, batch, out, split)
+        products.gather_mm(values, w, flat, P, batch, out, plain_split)
     error = ((out - reference).norm() / reference.norm()).item()
     assert error < 1e-5, f"B by TMA: relative error {error} against cp.async"
     return {name: 1000 * ms for name, ms in us.items()}

@@ -143,10 +143,11 @@ class _Loop:
         backward_step_coarse(self.dh, s.d_output[t], self.dc, s.gates[t], s.cells[t + 1],
                              s.cells[t], dnet, P, R, S, index, slot, energy)
 
-    def split(self, kept_columns: int) -> int:
-        """The per-step product's split-K (the same every step: worked out once per plan)."""
+    def split(self, kept_columns: int, plain: bool = False) -> int:
+        """The per-step product's split-K (the same every step: worked out once per plan);
+        plain: for `recur` over a compact form (products.step_split)."""
         return products.step_split(self.batch, self.hidden, kept_columns, self.s.x.dtype,
-                                   self.s.x.device)
+                                   self.s.x.device, plain)
 
     def recur(self, values: torch.Tensor, index: torch.Tensor, P: int, split: int) -> None:
         """dh_{t-1} = s_t W_hh into self.dh (zeroed by the cell step, as split-K adds)."""
@@ -349,7 +350,7 @@ def _coarse(sparsifier: Sparsifier, loop: _Loop) -> LayerGrads:
         return loop.finish(dnet.reshape(T * N, -1), *loop.dense_index(), DENSE_SLICE,
                            DENSE_REGION, 0, summary=summary)
     values = loop.s.x.new_empty(T, N, regions * keep * P)
-    split = loop.split(values.shape[2])
+    split = loop.split(values.shape[2], plain=compact_first)
     with early_launches():
         for t in range(T - 1, -1, -1):
             loop.cell(t, dnet[t], partial, P, COARSE_ROWS_PER_CHUNK, "coarse")

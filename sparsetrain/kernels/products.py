@@ -42,6 +42,8 @@ LARGE_TILES = Tiles(128, 128, 32, 2, 4, 3)  # LargeTiles: where 128 rows fit in 
 WGRAD_TILES = Tiles(64, 128, 32, 2, 4, 3)   # WgradTiles
 WGRAD_KEEP_ALL_TILES = Tiles(128, 256, 32, 2, 4, 3)  # WgradKeepAllTiles (and masked)
 HOPPER_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)  # hopper.cu: two warpgroups
+# hopper.cu's plain entry into float32 (split-K per-step products): four stages, one block an SM
+HOPPER_STEP_TILES = Tiles(128, 128, 64, 8, 1, 4, padded=False, blocks_per_sm=1)
 HOPPER_WGRAD_TILES = Tiles(64, 128, 64, 4, 1, 3, padded=False)   # hopper.cu: one warpgroup
 HOPPER_WGRAD_TALL_TILES = Tiles(128, 128, 64, 8, 1, 3, padded=False)   # two, sharing B tiles
 HOPPER_WGRAD_NARROW_TILES = Tiles(64, 64, 64, 4, 1, 3, padded=False)
@@ -139,26 +141,30 @@ def _wgmma(dtype: torch.dtype, device: torch.device) -> bool:
     return USE_WGMMA and dtype == torch.bfloat16 and _has_wgmma(device.index or 0)
 
 
-def gather_kernel(rows_per_group: int, dtype: torch.dtype,
-                  device: torch.device) -> tuple[str, str, Tiles]:
+def gather_kernel(rows_per_group: int, dtype: torch.dtype, device: torch.device,
+                  out_dtype: torch.dtype | None = None) -> tuple[str, str, Tiles]:
     """(module, entry prefix, tiles) of the gather_mm kernel: 128-row tiles where they stay
-    inside one index group (on wgmma for bf16 on sm_90), else 64-row tiles."""
+    inside one index group (on wgmma for bf16 on sm_90: into float32, HOPPER_STEP_TILES), else
+    64-row tiles. Without out_dtype: the tiles that select_gather_mm's entries share."""
     if _wgmma(dtype, device) and rows_per_group % HOPPER_TILES.rows == 0:
-        return "hopper", "gather_mm_hopper", HOPPER_TILES
+        tiles = HOPPER_STEP_TILES if out_dtype == torch.float32 else HOPPER_TILES
+        return "hopper", "gather_mm_hopper", tiles
     if rows_per_group % LARGE_TILES.rows == 0:
         return "products", "gather_mm_large", LARGE_TILES
     return "products", "gather_mm_small", SMALL_TILES
 
 
 def step_split(rows: int, features: int, kc: int, dtype: torch.dtype,
-               device: torch.device) -> int:
-    """Split-K for the per-step product: blocks for up to two waves, each with at least one
-    tile, and at most SPLIT_K_LIMIT partial sums added into each output. (One tile a block
-    beat two where the others allow it: nmt coarse bf16 8.7 -> 8.1 us;
-    `step_product.py --splits`, results/step_product_splits.json.)"""
-    tiles = gather_kernel(rows, dtype, device)[2]
+               device: torch.device, plain: bool = False) -> int:
+    """Split-K for the per-step product (plain: gather_mm's into float32 over a compact form;
+    else select_gather_mm's, or dense's): blocks for up to two waves of its tiles (one where
+    they take a whole SM), each with at least one tile, and at most SPLIT_K_LIMIT partial sums
+    added into each output. (One tile a block beat two where the others allow it: nmt coarse
+    bf16 8.7 -> 8.1 us; `step_product.py --splits`, results/step_product_splits.json.)"""
+    tiles = gather_kernel(rows, dtype, device, torch.float32 if plain else None)[2]
     blocks = -(-features // tiles.columns) * (rows // tiles.rows)
-    return max(1, min(kc // tiles.depth, TWO_WAVES // max(blocks, 1), SPLIT_K_LIMIT))
+    resident = TWO_WAVES // 2 * tiles.blocks_per_sm
+    return max(1, min(kc // tiles.depth, resident // max(blocks, 1), SPLIT_K_LIMIT))
 
 
 def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
@@ -191,7 +197,7 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, index: torch.Tensor, P: int,
     if tma_tiles is not None:
         _gather_tma(a, b, index, P, rows_per_group, out, split_k, tma_tiles)
         return
-    module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device)
+    module, prefix, tiles = gather_kernel(rows_per_group, a.dtype, a.device, out.dtype)
     grid, block, shared = gather_geometry(a.dtype, m, kc, features, P, split_k, tiles)
     launch(module, f"{prefix}_{DTYPE_NAMES[a.dtype]}_out_{DTYPE_NAMES[out.dtype]}",
            grid, block, (a, b, index, P, rows_per_group, out, m, kc, features),
