@@ -419,9 +419,9 @@ __device__ void region_wgrad_hopper(const bf16* vals, const bf16* X, const int* 
                                                          M, Kc, F, Kc, StepSelection{});        \
     }
 // Two warpgroups, three stages (96 KB, so two blocks share an SM; 4-6 stages ran 15-25%
-// slower on dx, benchmarks/wgmma_probe.py --stages). Into float32 (split-K per-step products
-// over a compact form): four stages, one block an SM, at the split that fills one wave (xl:
-// 17.7 against 18.8 us a step, results/history/v21_gather_variants_h200.json).
+// slower, benchmarks/wgmma_probe.py --stages). Into float32, which only the split-K per-step
+// product over a compact form uses: four stages, one block an SM, at the split that fills
+// one wave (xl: 17.7 against 18.8 us a step, results/history/v21_gather_variants_h200.json).
 HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_float32, float, 2, 1, 4)
 HOPPER_ENTRY(gather_mm_hopper_bfloat16_out_bfloat16, bf16, 2, 1, 3)
 // (Four warpgroups, 128 x 256, one block an SM, ran 3-19% slower on dx:

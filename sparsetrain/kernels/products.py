@@ -144,8 +144,9 @@ def _wgmma(dtype: torch.dtype, device: torch.device) -> bool:
 def gather_kernel(rows_per_group: int, dtype: torch.dtype, device: torch.device,
                   out_dtype: torch.dtype | None = None) -> tuple[str, str, Tiles]:
     """(module, entry prefix, tiles) of the gather_mm kernel: 128-row tiles where they stay
-    inside one index group (on wgmma for bf16 on sm_90: into float32, HOPPER_STEP_TILES), else
-    64-row tiles. Without out_dtype: the tiles that select_gather_mm's entries share."""
+    inside one index group (on wgmma for bf16 on sm_90), else 64-row tiles. On wgmma the
+    entry into float32 (out_dtype) has tiles of its own, HOPPER_STEP_TILES; without out_dtype,
+    the tiles of the entries into bf16 and of select_gather_mm's."""
     if _wgmma(dtype, device) and rows_per_group % HOPPER_TILES.rows == 0:
         tiles = HOPPER_STEP_TILES if out_dtype == torch.float32 else HOPPER_TILES
         return "hopper", "gather_mm_hopper", tiles
@@ -163,7 +164,7 @@ def step_split(rows: int, features: int, kc: int, dtype: torch.dtype,
     bf16 8.7 -> 8.1 us; `step_product.py --splits`, results/step_product_splits.json.)"""
     tiles = gather_kernel(rows, dtype, device, torch.float32 if plain else None)[2]
     blocks = -(-features // tiles.columns) * (rows // tiles.rows)
-    resident = TWO_WAVES // 2 * tiles.blocks_per_sm
+    resident = TWO_WAVES // 2 * tiles.blocks_per_sm  # two waves of two-block-an-SM tiles
     return max(1, min(kc // tiles.depth, resident // max(blocks, 1), SPLIT_K_LIMIT))
 
 
