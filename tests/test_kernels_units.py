@@ -612,9 +612,9 @@ def test_a_step_chain_launched_early_computes_what_plain_launches_do(dtype, monk
     from sparsetrain.kernels import _loader
 
     launched_early = []
-    launch = _loader._launch_early
-    monkeypatch.setattr(_loader, "_launch_early",
-                        lambda *args: launched_early.append(1) or launch(*args))
+    launch = _loader._launch_on_driver
+    monkeypatch.setattr(_loader, "_launch_on_driver",
+                        lambda *args: launched_early.append(args[-1]) or launch(*args))
 
     steps, n, hidden = 12, 256, 1024
     grad_out, gates = randn(steps, n, hidden, dtype=dtype), randn(steps, n, 4 * hidden, dtype=dtype)
@@ -632,8 +632,9 @@ def test_a_step_chain_launched_early_computes_what_plain_launches_do(dtype, monk
         return dh, dc, dnet
 
     plain = chain()
+    assert launched_early == [False] * 2 * steps
     with _loader.early_launches():
         early = chain()
-    assert len(launched_early) == 2 * steps
+    assert launched_early[2 * steps:] == [True] * 2 * steps
     for name, a, b in zip(("dh", "dc", "dnet"), plain, early):
         assert torch.equal(a, b), name

@@ -5,17 +5,18 @@ Each `<name>.cu` becomes one `cupy.RawModule`, compiled once per process by NVRT
 own line numbers. Every kernel has one `extern "C"` entry per dtype, named
 `<entry>_<dtype name>` (DTYPE_NAMES); launchers pick it by the tensors' dtype.
 
-Launches run on torch's current stream, so they order with torch work and are captured by
-`torch.cuda.graph`. Tensors are passed as raw device pointers: the launchers have already
-checked dtype, shape, contiguity and device, and a per-launch DLPack round trip costs several
-microseconds, as much as a small kernel. `to_cupy` gives a zero-copy DLPack view where a CuPy
-array is wanted.
+CuPy compiles and loads; the driver launches (cuLaunchKernelEx), on torch's current stream as
+a raw handle, so launches order with torch work and are captured by `torch.cuda.graph`, and no
+CuPy stream object stands for torch's (CuPy 14 deprecates ExternalStream). Tensors are passed
+as raw device pointers: the launchers have already checked dtype, shape, contiguity and
+device, and a per-launch DLPack round trip costs several microseconds, as much as a small
+kernel.
 
 Inside `early_launches()` kernels are launched programmatically dependent on the kernel before
-them (CUDA's programmatic dependent launch, sm_90, through cuLaunchKernelEx: CuPy launches
-without attributes): each may start while that one finishes, so a chain of short dependent
-kernels (the backward's step loop) loses less time between them. Only kernels that call
-common.cuh's wait_for_previous_kernel as it says may be launched so.
+them (CUDA's programmatic dependent launch, sm_90: a launch attribute, which CuPy's own launch
+cannot pass): each may start while that one finishes, so a chain of short dependent kernels
+(the backward's step loop) loses less time between them. Only kernels that call common.cuh's
+wait_for_previous_kernel as it says may be launched so.
 """
 
 from __future__ import annotations
@@ -75,13 +76,6 @@ def variant_kernel(module: str, text: str, name: str) -> Any:
     tilings or constants), compiled once per process as that module is; run it with
     launch_function."""
     return _compiled(module, text).get_function(name)
-
-
-@functools.cache
-def _external_stream(pointer: int, device: int) -> Any:
-    import cupy
-
-    return cupy.cuda.ExternalStream(pointer, device)
 
 
 def pointer(tensor: torch.Tensor) -> Any:
@@ -165,12 +159,9 @@ def _run(function: Any, grid: Sequence[int], block: Sequence[int], args: Sequenc
     _allow_shared(function, device, shared_mem)
     arguments = tuple(_argument(a) for a in args)
     stream = current_stream_pointer(device)
-    with cupy.cuda.Device(device):
-        if getattr(_launching, "early", False) and _has_early_launch(device):
-            _launch_early(function, grid, block, arguments, shared_mem, stream)
-            return
-        with _external_stream(stream, device):
-            function(tuple(grid), tuple(block), arguments, shared_mem=shared_mem)
+    early = getattr(_launching, "early", False) and _has_early_launch(device)
+    with cupy.cuda.Device(device):  # the RawKernel's CUfunction is per device
+        _launch_on_driver(function, grid, block, arguments, shared_mem, stream, early)
 
 
 # cuda.h's CUlaunchAttribute (an id, padding to 8 bytes, a 64-byte value) and CUlaunchConfig
@@ -207,13 +198,14 @@ def _parameter(value: Any) -> Any:
     return (ctypes.c_uint64 if isinstance(value, numpy.uint64) else ctypes.c_int32)(int(value))
 
 
-def _launch_early(function: Any, grid: Sequence[int], block: Sequence[int],
-                  arguments: Sequence[Any], shared_mem: int, stream: int) -> None:
+def _launch_on_driver(function: Any, grid: Sequence[int], block: Sequence[int],
+                      arguments: Sequence[Any], shared_mem: int, stream: int,
+                      early: bool) -> None:
     grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
     attribute = _LaunchAttribute(id=PROGRAMMATIC_STREAM_SERIALIZATION)
     attribute.value[0] = 1
     config = _LaunchConfig((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), shared_mem,
-                           stream, ctypes.pointer(attribute), 1)
+                           stream, ctypes.pointer(attribute) if early else None, int(early))
     parameters = [_parameter(value) for value in arguments]
     pointers = (ctypes.c_void_p * max(1, len(parameters)))(
         *[ctypes.cast(ctypes.pointer(p), ctypes.c_void_p) for p in parameters])
@@ -243,10 +235,3 @@ def copy_device(target: torch.Tensor, source: torch.Tensor) -> None:
                                   source.numel() * source.element_size(),
                                   cupy.cuda.runtime.memcpyDeviceToDevice,
                                   current_stream_pointer(device))
-
-
-def to_cupy(tensor: torch.Tensor) -> Any:
-    """A CuPy array sharing the tensor's memory (DLPack, no copy)."""
-    import cupy
-
-    return cupy.from_dlpack(tensor.detach())
