@@ -78,25 +78,23 @@ def variant_kernel(module: str, text: str, name: str) -> Any:
     return _compiled(module, text).get_function(name)
 
 
-def pointer(tensor: torch.Tensor) -> Any:
-    import numpy
-
-    return numpy.uint64(tensor.data_ptr())
-
-
 def _argument(value: Any) -> Any:
+    """A kernel argument as the launch passes it: an int (a pointer, or an int32 value) or a
+    tensor map."""
     import numpy
 
     if isinstance(value, torch.Tensor):
-        return pointer(value)
+        return value.data_ptr()
     if value is None:  # a pointer the kernel does not follow (an output not asked for)
-        return numpy.uint64(0)
+        return 0
     if isinstance(value, numpy.void):  # a tensor map (_tensor_maps.py), passed by value
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"kernel arguments are tensors, None, ints or tensor maps, got "
                         f"{type(value).__name__}")
-    return numpy.int32(value)
+    if not -2**31 <= value < 2**31:
+        raise OverflowError(f"kernel int argument {value} does not fit an int32")
+    return value
 
 
 DEFAULT_SHARED_LIMIT = 48 * 1024
@@ -188,16 +186,6 @@ def _driver() -> Any:
     return driver
 
 
-def _parameter(value: Any) -> Any:
-    """A kernel argument (as _argument gives it) in memory the driver copies it from."""
-    import numpy
-
-    if isinstance(value, numpy.void):
-        data = value.tobytes()
-        return ctypes.create_string_buffer(data, len(data))
-    return (ctypes.c_uint64 if isinstance(value, numpy.uint64) else ctypes.c_int32)(int(value))
-
-
 def _launch_on_driver(function: Any, grid: Sequence[int], block: Sequence[int],
                       arguments: Sequence[Any], shared_mem: int, stream: int,
                       early: bool) -> None:
@@ -206,9 +194,21 @@ def _launch_on_driver(function: Any, grid: Sequence[int], block: Sequence[int],
     attribute.value[0] = 1
     config = _LaunchConfig((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), shared_mem,
                            stream, ctypes.pointer(attribute) if early else None, int(early))
-    parameters = [_parameter(value) for value in arguments]
-    pointers = (ctypes.c_void_p * max(1, len(parameters)))(
-        *[ctypes.cast(ctypes.pointer(p), ctypes.c_void_p) for p in parameters])
+    # One 8-byte slot per int argument, in one array (fewer ctypes objects a launch): the
+    # driver copies as many bytes as the kernel's parameter has, and an int32 is the slot's
+    # low half (little-endian); a tensor map has a buffer of its own.
+    count = max(1, len(arguments))
+    slots = (ctypes.c_uint64 * count)()
+    base, maps, addresses = ctypes.addressof(slots), [], []
+    for i, value in enumerate(arguments):
+        if isinstance(value, int):
+            slots[i] = value & 0xFFFFFFFFFFFFFFFF
+            addresses.append(base + 8 * i)
+        else:
+            data = value.tobytes()
+            maps.append(ctypes.create_string_buffer(data, len(data)))
+            addresses.append(ctypes.addressof(maps[-1]))
+    pointers = (ctypes.c_void_p * count)(*addresses)
     handle = function.kernel.ptr  # the RawKernel's CUfunction on the current device
     status = _driver().cuLaunchKernelEx(ctypes.byref(config), handle, pointers, None)
     if status != 0:
