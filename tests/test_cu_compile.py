@@ -107,3 +107,18 @@ def test_early_launches_hold_only_for_the_thread_that_asked():
         other.join()
     assert seen == [False]
     assert not _loader._launching.early
+
+
+def test_a_kernel_int_argument_must_fit_an_int32():
+    assert _loader._argument(2**31 - 1) == 2**31 - 1
+    assert _loader._argument(-2**31) == -2**31
+    with pytest.raises(OverflowError, match="int32"):
+        _loader._argument(2**31)
+
+
+def test_kernel_arguments_are_tensors_none_ints_or_tensor_maps():
+    assert _loader._argument(None) == 0
+    with pytest.raises(TypeError, match="got bool"):
+        _loader._argument(True)
+    with pytest.raises(TypeError, match="got float"):
+        _loader._argument(1.0)
