@@ -2,7 +2,8 @@
 rounds: CuPy's own launch inside a cupy.cuda.ExternalStream over torch's stream (the plain
 path before v22, deprecated in CuPy 14), and the driver's cuLaunchKernelEx as `_loader`
 launches every kernel since v22, plainly and early (programmatic dependent launch). The kernel
-takes four arguments and does nothing, so the figure is the launch's host cost alone.
+takes four arguments and does nothing, so the figure is the launch's host cost alone (each
+path with launch_function's checks).
 
 Usage: python3 benchmarks/launch_paths.py   (on a GPU; prints medians, then a JSON line)
 """
@@ -31,20 +32,24 @@ def main() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         external = cupy.cuda.ExternalStream(stream, device)
 
-    def cupy_launch() -> None:
+    def cupy_launch() -> None:  # v21's launch_function, its plain path
+        _loader.expect_cuda([buffer], "kernel")
+        _loader._allow_shared(function, device, 0)
         arguments = (numpy.uint64(args[0].data_ptr()), numpy.uint64(args[1].data_ptr()),
                      numpy.int32(args[2]), numpy.int32(args[3]))
         with cupy.cuda.Device(device), external:
             function((1,), (32,), arguments, shared_mem=0)
 
-    def driver_launch(early: bool) -> None:
-        arguments = tuple(_loader._argument(a) for a in args)
-        with cupy.cuda.Device(device):
-            _loader._launch_on_driver(function, (1,), (32,), arguments, 0, stream, early)
+    def driver_launch() -> None:
+        _loader.launch_function(function, (1,), (32,), args)
+
+    def driver_launch_early() -> None:
+        with _loader.early_launches():
+            driver_launch()
 
     paths = {"cupy in ExternalStream": cupy_launch,
-             "driver, plain": lambda: driver_launch(False),
-             "driver, early": lambda: driver_launch(True)}
+             "driver, plain": driver_launch,
+             "driver, early": driver_launch_early}
     for call in paths.values():
         for _ in range(CALLS):
             call()

@@ -175,6 +175,8 @@ class _LaunchConfig(ctypes.Structure):
 
 
 PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+_EARLY = ctypes.pointer(_LaunchAttribute(id=PROGRAMMATIC_STREAM_SERIALIZATION,
+                                         value=(ctypes.c_int * 16)(1)))
 
 
 @functools.cache
@@ -190,10 +192,8 @@ def _launch_on_driver(function: Any, grid: Sequence[int], block: Sequence[int],
                       arguments: Sequence[Any], shared_mem: int, stream: int,
                       early: bool) -> None:
     grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
-    attribute = _LaunchAttribute(id=PROGRAMMATIC_STREAM_SERIALIZATION)
-    attribute.value[0] = 1
     config = _LaunchConfig((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), shared_mem,
-                           stream, ctypes.pointer(attribute) if early else None, int(early))
+                           stream, _EARLY if early else None, int(early))
     # One 8-byte slot per int argument, in one array (fewer ctypes objects a launch): the
     # driver copies as many bytes as the kernel's parameter has, and an int32 is the slot's
     # low half (little-endian); a tensor map has a buffer of its own.
